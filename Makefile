@@ -1,0 +1,48 @@
+# yiju — one sentence in, a paid and fulfilled order out.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+GEN_STAMP := services/gen/.stamp
+PROTOS := $(shell find protos -name '*.proto')
+
+.PHONY: help venv proto run test test-fast lint fmt bench bench-gateway chart chaos docs clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[local,dev]'
+	touch $@
+
+venv: $(STAMP) ## create .venv with every dependency
+
+$(GEN_STAMP): $(STAMP) $(PROTOS) infra/proto/build.py
+	$(PY) infra/proto/build.py
+	touch $@
+
+proto: $(GEN_STAMP) ## regenerate protobuf and gRPC code into services/gen
+
+run: $(GEN_STAMP) ## start broker, Redis and all five services (Ctrl-C stops everything)
+	$(PY) -m yiju_infra.local.run
+
+test: $(GEN_STAMP) ## lint, then the whole test suite (unit, integration, e2e)
+	$(VENV)/bin/ruff check services infra tests
+	$(PY) -m pytest
+
+test-fast: $(GEN_STAMP) ## unit tests only
+	$(PY) -m pytest tests/unit
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check services infra tests
+	$(VENV)/bin/ruff format --check services infra tests
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format services infra tests
+	$(VENV)/bin/ruff check --fix services infra tests
+
+clean:
+	rm -rf $(VENV) services/gen/yiju services/gen/*.py $(GEN_STAMP) build .var
