@@ -1,0 +1,290 @@
+"""Consuming events: batches in, per-order ordering, idempotent handlers, bounded retries, dead letters.
+
+Delivery is at-least-once. A batch's offsets are committed (faststream AckPolicy.NACK_ON_ERROR on a
+batch subscriber) only after every record's effect is done and every event it emitted has been
+acknowledged by the broker. Records for one order are handled in order; different orders in
+parallel. An infrastructure failure (Redis or Kafka unreachable) rewinds the batch so it is
+redelivered; a record that can never succeed goes to the group's dead-letter topic with the reason,
+so bad input never stalls a partition or loses a neighbour's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from google.protobuf.message import Message
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from redis.asyncio.client import Redis
+
+from yiju.common import telemetry
+from yiju.common.broker import EventPublisher
+from yiju.common.envelope import BY_MESSAGE, EventMeta, MalformedEvent, decode, now_iso
+from yiju.common.metrics import BATCH_SIZE, CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
+from yiju.common.redis import INFRA_ERRORS
+from yiju.common.settings import Settings
+from yiju.common.topics import ConsumerGroup
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """A dependency is down (not the record's fault): rewind the batch and try again later."""
+
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (*INFRA_ERRORS, KafkaError, TimeoutError, RetryLater)
+
+
+class PermanentError(Exception):
+    """The record can never be handled (invalid content): dead-letter it now, with this reason."""
+
+
+class Record(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+@dataclass
+class EventContext:
+    """What a handler gets besides the event: its metadata and a place to emit follow-up events."""
+
+    meta: EventMeta
+    emitted: list[tuple[Message, str]] = field(default_factory=list)
+
+    @property
+    def order_id(self) -> str:
+        return self.meta.subject
+
+    def emit(self, message: Message, order_id: str) -> None:
+        """Queues an event; it is published after the handler returns, before the offset is committed."""
+        self.emitted.append((message, order_id))
+
+
+Handler = Callable[[Any, EventContext], Awaitable[None]]
+
+
+class EventRouter:
+    """Maps each event type a consumer group reads to its handler."""
+
+    def __init__(self, group: ConsumerGroup) -> None:
+        self.group = group
+        self.handlers: dict[str, Handler] = {}
+
+    def on(self, message_cls: type[Message]) -> Callable[[Handler], Handler]:
+        topic = BY_MESSAGE[message_cls].topic
+        if topic not in self.group.topics:
+            raise ValueError(f"{self.group.name} does not subscribe to {topic}")
+
+        def register(handler: Handler) -> Handler:
+            self.handlers[topic] = handler
+            return handler
+
+        return register
+
+
+class BatchProcessor:
+    def __init__(
+        self, router: EventRouter, publisher: EventPublisher, redis: Redis, settings: Settings
+    ) -> None:
+        self.router = router
+        self.group = router.group
+        self.publisher = publisher
+        self.redis = redis
+        self.settings = settings
+        self._tracer = trace.get_tracer("yiju.kafka")
+
+    def _dedup_key(self, event_id: str) -> str:
+        return f"dedup:{self.group.name}:{event_id}"
+
+    async def handle(self, records: Sequence[Record], consumer: Any | None = None) -> None:
+        BATCH_SIZE.labels(self.group.name).observe(len(records))
+        decoded: list[tuple[Record, EventMeta, Message]] = []
+        for record in records:
+            try:
+                meta, message = decode(
+                    record.topic, record.partition, record.offset, record.value, record.headers
+                )
+            except MalformedEvent as exc:
+                await self.dead_letter(record, "malformed", exc, attempts=0)
+                continue
+            decoded.append((record, meta, message))
+        seen = await self.redis.mget([self._dedup_key(m.id) for _, m, _ in decoded]) if decoded else []
+        by_order: dict[bytes | None, list[tuple[Record, EventMeta, Message]]] = defaultdict(list)
+        for item, already in zip(decoded, seen, strict=True):
+            if already:
+                EVENTS_CONSUMED.labels(self.group.name, item[0].topic, "duplicate").inc()
+            else:
+                by_order[item[0].key].append(item)
+        pending: list[asyncio.Future] = []
+        done: list[str] = []
+        outcomes = await asyncio.gather(
+            *(self._handle_in_order(items, pending, done) for items in by_order.values()),
+            return_exceptions=True,
+        )
+        await asyncio.gather(*pending)
+        if done:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for event_id in done:
+                    pipe.set(self._dedup_key(event_id), "1", ex=self.settings.dedup_ttl_s)
+                await pipe.execute()
+        self._record_lag(records, consumer)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            log.warning(
+                "batch rewound after infrastructure error",
+                extra={"group": self.group.name, "error": repr(failures[0])},
+            )
+            await asyncio.sleep(self.settings.handler_backoff_ms / 1000)
+            raise failures[0]
+
+    async def _handle_in_order(
+        self, items: list[tuple[Record, EventMeta, Message]], pending: list[asyncio.Future], done: list[str]
+    ) -> None:
+        for record, meta, message in items:
+            if await self._handle_one(record, meta, message, pending):
+                done.append(meta.id)
+
+    async def _handle_one(
+        self, record: Record, meta: EventMeta, message: Message, pending: list[asyncio.Future]
+    ) -> bool:
+        handler = self.router.handlers.get(record.topic)
+        if handler is None:
+            await self.dead_letter(record, "unhandled", MalformedEvent(f"no handler for {record.topic}"), 0)
+            return True
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": self.group.name,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "messaging.kafka.message.key": meta.subject,
+            "messaging.message.id": meta.id,
+            "cloudevents.event_type": meta.type,
+        }
+        parent = telemetry.extract(meta.headers)
+        started = time.perf_counter()
+        with self._tracer.start_as_current_span(
+            f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+        ) as span:
+            attempt = 0
+            while True:
+                attempt += 1
+                ctx = EventContext(meta)
+                try:
+                    await handler(message, ctx)
+                    break
+                except INFRASTRUCTURE_ERRORS:
+                    raise
+                except PermanentError as exc:
+                    span.set_status(Status(StatusCode.ERROR, str(exc)))
+                    await self.dead_letter(record, "rejected", exc, attempt)
+                    return True
+                except Exception as exc:
+                    if attempt >= self.settings.handler_max_attempts:
+                        span.record_exception(exc)
+                        span.set_status(Status(StatusCode.ERROR, str(exc)))
+                        await self.dead_letter(record, "retries_exhausted", exc, attempt)
+                        return True
+                    log.warning(
+                        "handler failed, retrying",
+                        extra={
+                            "group": self.group.name,
+                            "attempt": attempt,
+                            "event_id": meta.id,
+                            "error": repr(exc),
+                        },
+                    )
+                    await asyncio.sleep(self.settings.handler_backoff_ms / 1000 * 2 ** (attempt - 1))
+            for out, order_id in ctx.emitted:
+                pending.append(await self.publisher.send(out, order_id))
+        HANDLER_SECONDS.labels(self.group.name, record.topic).observe(time.perf_counter() - started)
+        EVENTS_CONSUMED.labels(self.group.name, record.topic, "ok").inc()
+        return True
+
+    async def dead_letter(self, record: Record, reason: str, error: BaseException, attempts: int) -> None:
+        """Moves a record to the group's dead-letter topic with the error and where it came from."""
+        headers = {
+            k: v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+            for k, v in (record.headers or ())
+        }
+        headers.update(
+            {
+                "x-dlq-reason": reason,
+                "x-dlq-error-class": type(error).__name__,
+                "x-dlq-error-message": str(error)[:1000],
+                "x-dlq-attempts": str(attempts),
+                "x-dlq-group": self.group.name,
+                "x-dlq-original-topic": record.topic,
+                "x-dlq-original-partition": str(record.partition),
+                "x-dlq-original-offset": str(record.offset),
+                "x-dlq-at": now_iso(),
+            }
+        )
+        if reason != "malformed":
+            headers["x-dlq-traceback"] = "".join(traceback.format_exception_only(error)).strip()[:2000]
+        await self.publisher.broker.publish(
+            record.value or b"", self.group.dead_letter_topic, key=record.key, headers=headers
+        )
+        DEAD_LETTERS.labels(self.group.name, reason).inc()
+        EVENTS_CONSUMED.labels(self.group.name, record.topic, "dead_lettered").inc()
+        log.error(
+            "record dead-lettered",
+            extra={
+                "group": self.group.name,
+                "reason": reason,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": str(error)[:300],
+            },
+        )
+
+    def _record_lag(self, records: Sequence[Record], consumer: Any | None) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for r in records:
+            last[(r.topic, r.partition)] = max(r.offset, last.get((r.topic, r.partition), -1))
+        if consumer is None:
+            return
+        for (topic, partition), offset in last.items():
+            high = consumer.highwater(TopicPartition(topic, partition))
+            if high is not None:
+                CONSUMER_LAG.labels(self.group.name, topic, str(partition)).set(max(high - offset - 1, 0))
+
+
+def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings) -> None:
+    """Attaches a batch subscriber for the processor's consumer group to the broker."""
+    group = processor.group
+
+    @broker.subscriber(
+        *group.topics,
+        group_id=group.name,
+        batch=True,
+        max_records=settings.kafka_max_poll_records,
+        batch_timeout_ms=settings.kafka_batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        title=group.name,
+        description=f"Consumer group {group.name} of the {group.service} service; dead letters go to "
+        f"{group.dead_letter_topic}.",
+    )
+    async def consume(body: list[bytes], message: KafkaMessage) -> None:
+        await processor.handle(message.raw_message, message.consumer)

@@ -1,0 +1,92 @@
+"""All runtime configuration, from environment variables prefixed YIJU_ (plus the standard OTEL_*)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YIJU_", extra="ignore")
+
+    env: str = "local"
+    data_dir: Path = REPO_ROOT / ".var"
+    catalog_dir: Path = REPO_ROOT / "catalog"
+    log_level: str = "INFO"
+
+    # Kafka (any Kafka-protocol cluster; every setting is configurable for production clusters)
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""
+    kafka_partitions: int = 6
+    kafka_replication_factor: int = 1
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 3_000
+    kafka_max_poll_records: int = 500
+    kafka_batch_timeout_ms: int = 20
+    kafka_linger_ms: int = 2
+    kafka_acks: str = "all"
+    kafka_client_prefix: str = "yiju"
+
+    # Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Listening ports of this process (each service reads its own)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    gateway_port: int = 50052
+    planning_port: int = 50053
+    payment_port: int = 50054
+    fulfilment_port: int = 50055
+    metrics_port: int = 0  # 0: the service's default metrics port (see services.common.service)
+
+    # Where the other services are (host:port); empty means 127.0.0.1 and the port above
+    gateway_target: str = ""
+    planning_target: str = ""
+    payment_target: str = ""
+    fulfilment_target: str = ""
+
+    # Internal gRPC TLS (optional; mutual TLS when a CA is given to servers)
+    grpc_tls_cert: str = ""
+    grpc_tls_key: str = ""
+    grpc_tls_ca: str = ""
+
+    # Handler semantics
+    handler_max_attempts: int = 4
+    handler_backoff_ms: int = 50
+    dedup_ttl_s: int = 7 * 24 * 3600
+    idempotency_ttl_s: int = 24 * 3600
+
+    # Model gateway
+    gateway_backends: str = "rules"  # priority order, comma separated: openai,transformers,rules
+    gateway_timeout_s: float = 5.0
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+    openai_model: str = "Qwen/Qwen3-8B"
+    transformers_model_dir: str = ""
+
+    # Fulfilment simulators
+    fulfilment_latency_ms: int = 2
+    fulfilment_failure_rate: float = 0.0
+    fulfilment_fail_skus: str = ""  # comma-separated SKUs that always fail (failure injection)
+
+    # Confirmation
+    confirmation_ttl_s: int = 15 * 60
+
+    def target(self, service: str) -> str:
+        explicit = getattr(self, f"{service}_target")
+        return explicit or f"127.0.0.1:{getattr(self, f'{service}_port')}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,6 @@
+"""`python -m yiju.fulfilment`."""
+
+from yiju.common.service import main
+from yiju.fulfilment.app import build
+
+main(build)

@@ -1,0 +1,6 @@
+"""`python -m yiju.intent`."""
+
+from yiju.common.service import main
+from yiju.intent.app import build
+
+main(build)

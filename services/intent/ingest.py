@@ -1,0 +1,140 @@
+"""Ingest: validate a sentence, de-duplicate by the client's idempotency key, open the order, publish it.
+
+The same path serves HTTP, gRPC and intents published straight to the Kafka intake topic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from redis.asyncio.client import Redis
+
+from yiju.common.broker import EventPublisher
+from yiju.common.catalog import Catalog
+from yiju.common.consumer import EventContext, EventRouter, PermanentError
+from yiju.common.envelope import now_iso
+from yiju.common.redis import load_script
+from yiju.common.settings import Settings
+from yiju.common.telemetry import current_trace_id
+from yiju.common.topics import INTENT_INTAKE
+from yiju.gen.events.v1 import order_events_pb2 as ev
+from yiju.intent.store import OrderStore
+
+MAX_TEXT_CHARS = 2000
+MAX_KEY_CHARS = 200
+STALE_CLAIM_MS = 15_000
+
+
+class IngestError(Exception):
+    """Why a submission is refused; `code` maps to an HTTP status and a gRPC status."""
+
+    def __init__(self, code: str, message: str, order_id: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.order_id = order_id
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    REPLAYED = "replayed"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    order_id: str
+    outcome: Outcome
+
+
+def new_order_id() -> str:
+    return f"ord_{uuid.uuid4().hex[:20]}"
+
+
+class Ingest:
+    def __init__(
+        self, catalog: Catalog, redis: Redis, store: OrderStore, publisher: EventPublisher, settings: Settings
+    ) -> None:
+        self.catalog = catalog
+        self.redis = redis
+        self.store = store
+        self.publisher = publisher
+        self.settings = settings
+        self._claim = load_script(redis, Path(__file__).parent / "lua" / "claim_key.lua")
+
+    def validate(self, user_id: str, text: str, idempotency_key: str, locale: str) -> None:
+        if not text or not text.strip():
+            raise IngestError("invalid_text", "text must not be empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise IngestError("invalid_text", f"text must be at most {MAX_TEXT_CHARS} characters")
+        if len(idempotency_key) > MAX_KEY_CHARS:
+            raise IngestError(
+                "invalid_idempotency_key", f"idempotency_key must be at most {MAX_KEY_CHARS} chars"
+            )
+        if len(locale) > 35:
+            raise IngestError("invalid_locale", "locale is too long")
+        if self.catalog.user(user_id) is None:
+            raise IngestError("unknown_user", f"unknown user {user_id!r}")
+
+    async def submit(self, user_id: str, text: str, idempotency_key: str = "", locale: str = "") -> Submitted:
+        self.validate(user_id, text, idempotency_key, locale)
+        order_id = new_order_id()
+        if idempotency_key:
+            fingerprint = hashlib.sha256(f"{user_id}\x00{text}\x00{locale}".encode()).hexdigest()
+            outcome, order_id = await self._claim(
+                keys=[f"idem:{{{user_id}}}:{idempotency_key}"],
+                args=[
+                    fingerprint,
+                    order_id,
+                    int(time.time() * 1000),
+                    self.settings.idempotency_ttl_s,
+                    STALE_CLAIM_MS,
+                ],
+            )
+            if outcome == "conflict":
+                raise IngestError(
+                    "idempotency_conflict", "this idempotency key was used with a different request", order_id
+                )
+            if outcome == "in_flight":
+                raise IngestError(
+                    "request_in_flight", "a request with this idempotency key is in progress", order_id
+                )
+            if outcome == "done":
+                return Submitted(order_id, Outcome.REPLAYED)
+        user = self.catalog.users[user_id]
+        locale = locale or user.locale
+        at = now_iso()
+        await self.store.create(order_id, user_id, text, locale, at, current_trace_id())
+        await self.publisher.publish(
+            ev.IntentAccepted(
+                order_id=order_id,
+                user_id=user_id,
+                text=text,
+                locale=locale,
+                idempotency_key=idempotency_key,
+                accepted_at_ms=int(time.time() * 1000),
+            ),
+            order_id,
+        )
+        if idempotency_key:
+            await self.redis.hset(f"idem:{{{user_id}}}:{idempotency_key}", "state", "done")
+        return Submitted(order_id, Outcome.CREATED)
+
+    def intake_router(self) -> EventRouter:
+        router = EventRouter(INTENT_INTAKE)
+
+        @router.on(ev.IntentSubmitted)
+        async def on_submitted(event: ev.IntentSubmitted, ctx: EventContext) -> None:
+            key = event.idempotency_key or f"kafka-{ctx.meta.id}"
+            try:
+                await self.submit(event.user_id, event.text, key, event.locale)
+            except IngestError as exc:
+                if exc.code in ("request_in_flight",):
+                    raise  # retried by the consumer
+                raise PermanentError(f"{exc.code}: {exc.message}") from exc
+
+        return router

@@ -1,0 +1,120 @@
+"""The order-status projection in Redis: created at ingest, advanced by every order event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from redis.asyncio.client import Redis
+
+from yiju.common.orders import RANK, OrderStatus, is_settled
+from yiju.common.redis import load_script
+
+_LUA = Path(__file__).parent / "lua"
+ORDER_TTL_S = 30 * 24 * 3600
+
+
+def order_key(order_id: str) -> str:
+    return f"order:{{{order_id}}}"
+
+
+def history_key(order_id: str) -> str:
+    return f"order:{{{order_id}}}:history"
+
+
+def updates_channel(order_id: str) -> str:
+    return f"order-updates:{order_id}"
+
+
+class OrderStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._create = load_script(redis, _LUA / "create_order.lua")
+        self._apply = load_script(redis, _LUA / "apply_event.lua")
+        self._decide = load_script(redis, _LUA / "decide.lua")
+
+    async def create(
+        self, order_id: str, user_id: str, text: str, locale: str, at: str, trace_id: str
+    ) -> bool:
+        keys = [order_key(order_id), history_key(order_id)]
+        return bool(await self._create(keys=keys, args=[user_id, text, locale, at, trace_id, ORDER_TTL_S]))
+
+    async def apply(
+        self,
+        order_id: str,
+        status: OrderStatus | None,
+        at: str,
+        reason: str = "",
+        sections: dict[str, tuple[int, Any]] | None = None,
+    ) -> bool:
+        args: list[Any] = [status or "", RANK[status] if status else 0, at, reason, updates_channel(order_id)]
+        for name, (rank, value) in (sections or {}).items():
+            args += [name, rank, orjson.dumps(value).decode()]
+        return bool(await self._apply(keys=[order_key(order_id), history_key(order_id)], args=args))
+
+    async def decide(self, order_id: str, decision: str) -> tuple[bool, str]:
+        ok, detail = await self._decide(keys=[order_key(order_id)], args=[decision])
+        return bool(ok), detail
+
+    async def get(self, order_id: str) -> dict[str, Any] | None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(order_key(order_id))
+            pipe.lrange(history_key(order_id), 0, -1)
+            doc, history = await pipe.execute()
+        if not doc:
+            return None
+        return render(order_id, doc, history)
+
+    async def watch(self, order_id: str, poll_s: float = 1.0) -> AsyncIterator[dict[str, Any]]:
+        """Yields the order now and after every change, until it is terminal or waiting for the user."""
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(updates_channel(order_id))
+        try:
+            last = None
+            while True:
+                order = await self.get(order_id)
+                if order is None:
+                    return
+                if order != last:
+                    yield order
+                    last = order
+                if is_settled(order["status"]):
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        pubsub.get_message(ignore_subscribe_messages=True, timeout=poll_s), poll_s + 0.5
+                    )
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.unsubscribe()
+                await pubsub.aclose()
+
+
+def render(order_id: str, doc: dict[str, str], history: list[str]) -> dict[str, Any]:
+    plan = orjson.loads(doc["plan"]) if doc.get("plan") else {}
+    payment = (
+        orjson.loads(doc["payment"])
+        if doc.get("payment")
+        else {"status": "NONE", "authorized_fen": 0, "captured_fen": 0}
+    )
+    entries = [h.split("|", 1) for h in history]
+    return {
+        "order_id": order_id,
+        "user_id": doc.get("user_id", ""),
+        "text": doc.get("text", ""),
+        "status": doc.get("status", ""),
+        "reason": doc.get("reason", ""),
+        "lines": plan.get("lines", []),
+        "subtotal_fen": plan.get("subtotal_fen", 0),
+        "subsidy_fen": plan.get("subsidy_fen", 0),
+        "total_fen": plan.get("total_fen", 0),
+        "payment": payment,
+        "fulfilment": orjson.loads(doc["fulfilment"]) if doc.get("fulfilment") else [],
+        "history": [{"status": s, "at": at} for s, at in sorted(entries, key=lambda e: e[1])],
+        "trace_id": doc.get("trace_id", ""),
+        "created_at": doc.get("created_at", ""),
+    }

@@ -1,0 +1,19 @@
+"""The payment service process."""
+
+from __future__ import annotations
+
+from yiju.common.service import Service
+from yiju.payment.payments import Payments
+from yiju.payment.wallet import Wallets
+
+
+def build() -> Service:
+    service = Service("payment", grpc_port_setting="payment_port")
+    wallets = Wallets(service.redis)
+    service.consume(Payments(service.catalog, wallets).router())
+
+    async def open_accounts() -> None:
+        await wallets.open_accounts(service.catalog)
+
+    service.prepare.append(open_accounts)
+    return service

@@ -1,0 +1,73 @@
+"""The built-in wallet ledger in Redis. Every money movement is keyed by order id and happens once.
+
+Keys carry the user's hash tag, so each script touches one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.asyncio.client import Redis
+
+from yiju.common.catalog import Catalog
+from yiju.common.redis import load_script
+
+_LUA = Path(__file__).parent / "lua"
+
+
+def wallet_key(user_id: str) -> str:
+    return f"wallet:{{{user_id}}}"
+
+
+def payment_key(user_id: str, order_id: str) -> str:
+    return f"payment:{{{user_id}}}:{order_id}"
+
+
+def ledger_key(user_id: str) -> str:
+    return f"ledger:{{{user_id}}}"
+
+
+@dataclass(frozen=True)
+class Movement:
+    status: str
+    amount_fen: int
+    authorization_id: str = ""
+
+
+class Wallets:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._authorize = load_script(redis, _LUA / "authorize.lua")
+        self._settle = load_script(redis, _LUA / "settle.lua")
+
+    async def open_accounts(self, catalog: Catalog) -> None:
+        """Opens each catalog user's wallet with its starting balance, once (restarts keep balances)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user in catalog.users.values():
+                key = wallet_key(user.id)
+                pipe.hsetnx(key, "balance", user.wallet_fen)
+                pipe.hsetnx(key, "opening", user.wallet_fen)
+                pipe.hsetnx(key, "held", 0)
+                pipe.hsetnx(key, "spent", 0)
+            await pipe.execute()
+
+    def _keys(self, user_id: str, order_id: str) -> list[str]:
+        return [wallet_key(user_id), payment_key(user_id, order_id), ledger_key(user_id)]
+
+    async def authorize(self, user_id: str, order_id: str, amount_fen: int) -> Movement:
+        status, amount, auth_id = await self._authorize(
+            keys=self._keys(user_id, order_id), args=[amount_fen, order_id, user_id, f"auth-{order_id}"]
+        )
+        return Movement(status, int(amount), auth_id)
+
+    async def capture(self, user_id: str, order_id: str) -> Movement:
+        status, amount = await self._settle(keys=self._keys(user_id, order_id), args=["CAPTURED", order_id])
+        return Movement(status, int(amount))
+
+    async def void(self, user_id: str, order_id: str) -> Movement:
+        status, amount = await self._settle(keys=self._keys(user_id, order_id), args=["VOIDED", order_id])
+        return Movement(status, int(amount))
+
+    async def balance(self, user_id: str) -> dict[str, int]:
+        return {k: int(v) for k, v in (await self.redis.hgetall(wallet_key(user_id))).items()}
