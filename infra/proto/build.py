@@ -24,8 +24,15 @@ def main() -> int:
     files = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     well_known = Path(protoc.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
-        args = ["protoc", f"-I{PROTOS}", f"-I{well_known}", f"--python_out={tmp}", f"--pyi_out={tmp}",
-                f"--grpc_python_out={tmp}", *files]
+        args = [
+            "protoc",
+            f"-I{PROTOS}",
+            f"-I{well_known}",
+            f"--python_out={tmp}",
+            f"--pyi_out={tmp}",
+            f"--grpc_python_out={tmp}",
+            *files,
+        ]
         if protoc.main(args) != 0:
             print("protoc failed", file=sys.stderr)
             return 1

@@ -13,14 +13,14 @@ from opentelemetry import trace
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SECRET_KEYS = re.compile(r"(password|secret|token|authorization|api_key|apikey|assertion)", re.I)
-_PERSONAL_KEYS = re.compile(r"(address|deliver_to|origin|destination|phone|email)", re.I)
+_PERSONAL_KEYS = re.compile(r"(^|[._])(addresses?|deliver_to|origin|destination|phone|email)$", re.I)
 
 
 def redact(key: str, value: Any) -> Any:
     """Secrets are dropped; addresses and other personal data are masked."""
     if _SECRET_KEYS.search(key):
         return "[secret]"
-    if _PERSONAL_KEYS.search(key) and isinstance(value, str) and value:
+    if _PERSONAL_KEYS.search(key) and not key.startswith("messaging.") and isinstance(value, str) and value:
         return "[redacted]"
     return value
 

@@ -69,6 +69,11 @@ def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth) -> 
             {"order_id": result.order_id, "status": "ACCEPTED"}, status_code=202, headers=headers
         )
 
+    @app.get("/v1/orders")
+    async def find_order(user_id: str, idempotency_key: str) -> dict[str, Any]:
+        """The order a client's idempotency key created (for clients that publish straight to Kafka)."""
+        return await orders.get(await ingest.order_for_key(user_id, idempotency_key))
+
     @app.get("/v1/orders/{order_id}")
     async def get_order(order_id: str) -> dict[str, Any]:
         return await orders.get(order_id)

@@ -51,6 +51,10 @@ class Submitted:
     outcome: Outcome
 
 
+def _key(user_id: str, idempotency_key: str) -> str:
+    return f"idem:{{{user_id}}}:{idempotency_key}"
+
+
 def new_order_id() -> str:
     return f"ord_{uuid.uuid4().hex[:20]}"
 
@@ -86,7 +90,7 @@ class Ingest:
         if idempotency_key:
             fingerprint = hashlib.sha256(f"{user_id}\x00{text}\x00{locale}".encode()).hexdigest()
             outcome, order_id = await self._claim(
-                keys=[f"idem:{{{user_id}}}:{idempotency_key}"],
+                keys=[_key(user_id, idempotency_key)],
                 args=[
                     fingerprint,
                     order_id,
@@ -121,8 +125,14 @@ class Ingest:
             order_id,
         )
         if idempotency_key:
-            await self.redis.hset(f"idem:{{{user_id}}}:{idempotency_key}", "state", "done")
+            await self.redis.hset(_key(user_id, idempotency_key), "state", "done")
         return Submitted(order_id, Outcome.CREATED)
+
+    async def order_for_key(self, user_id: str, idempotency_key: str) -> str:
+        order_id = await self.redis.hget(_key(user_id, idempotency_key), "order_id")
+        if not order_id:
+            raise IngestError("not_found", "no order was created with this idempotency key")
+        return order_id
 
     def intake_router(self) -> EventRouter:
         router = EventRouter(INTENT_INTAKE)

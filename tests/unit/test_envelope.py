@@ -37,13 +37,24 @@ def test_event_ids_are_deterministic_per_order_and_type() -> None:
     [
         ("yiju.nope.v1", b"", [("ce_id", b"1"), ("ce_type", b"x")], "no event type"),
         (topics.PLAN_CREATED, b"\x08", [("ce_type", b"yiju.plan.created")], "missing CloudEvents"),
-        (topics.PLAN_CREATED, b"", [("ce_id", b"1"), ("ce_type", b"yiju.payment.captured")], "unknown event type"),
-        (topics.PLAN_CREATED, b"\xff\xff\xff", [("ce_id", b"1"), ("ce_type", b"yiju.plan.created")], "protobuf"),
+        (
+            topics.PLAN_CREATED,
+            b"",
+            [("ce_id", b"1"), ("ce_type", b"yiju.payment.captured")],
+            "unknown event type",
+        ),
+        (
+            topics.PLAN_CREATED,
+            b"\xff\xff\xff",
+            [("ce_id", b"1"), ("ce_type", b"yiju.plan.created")],
+            "protobuf",
+        ),
         (topics.PLAN_CREATED, None, [("ce_id", b"1"), ("ce_type", b"yiju.plan.created")], "no value"),
         (topics.PLAN_CREATED, b"", [("ce_id", b"\xff"), ("ce_type", b"yiju.plan.created")], "UTF-8"),
     ],
 )
-def test_malformed_records_are_refused_with_a_reason(topic: str, value: bytes | None,
-                                                     headers: list[tuple[str, bytes]], why: str) -> None:
+def test_malformed_records_are_refused_with_a_reason(
+    topic: str, value: bytes | None, headers: list[tuple[str, bytes]], why: str
+) -> None:
     with pytest.raises(MalformedEvent, match=why):
         decode(topic, 0, 0, value, headers)

@@ -18,13 +18,21 @@ def _lines(catalog: Catalog, *actions: Action, user: str = "u-1002") -> list[ev.
 
 def _plan(catalog: Catalog, lines: list[ev.PlanLine], subsidy: int = 0, user: str = "u-1002") -> ev.Plan:
     subtotal = sum(ln.line_total_fen for ln in lines)
-    return ev.Plan(lines=lines, subtotal_fen=subtotal, subsidy_fen=subsidy, total_fen=subtotal - subsidy,
-                   payer_account=f"wallet:{user}")
+    return ev.Plan(
+        lines=lines,
+        subtotal_fen=subtotal,
+        subsidy_fen=subsidy,
+        total_fen=subtotal - subsidy,
+        payer_account=f"wallet:{user}",
+    )
 
 
 def test_lines_are_priced_from_the_catalog(catalog: Catalog) -> None:
-    lines = _lines(catalog, Action("order_item", product_query="Bubble Tea", quantity=2, deliver_to="office"),
-                   Action("order_item", sku="coffee-latte", quantity=1))
+    lines = _lines(
+        catalog,
+        Action("order_item", product_query="Bubble Tea", quantity=2, deliver_to="office"),
+        Action("order_item", sku="coffee-latte", quantity=1),
+    )
     assert [(ln.sku, ln.quantity, ln.unit_price_fen, ln.line_total_fen) for ln in lines] == [
         ("tea-brown-sugar-boba", 2, 1800, 3600),
         ("coffee-latte", 1, 1600, 1600),

@@ -24,12 +24,16 @@ def test_tool_definitions_cover_every_tool_and_never_mention_money() -> None:
 
 
 def test_valid_answer_becomes_actions() -> None:
-    result = validate_answer({"actions": [
-        {"tool": "order_item", "product_query": "bubble tea", "quantity": 2, "deliver_to": "office"},
-        {"tool": "book_ride", "destination": "home", "time": "7pm"},
-        {"tool": "book_hotel", "product_query": "hangzhou hotel", "nights": 2},
-        {"tool": "book_rail", "destination": "shanghai", "origin": "beijing", "passengers": 3},
-    ]})
+    result = validate_answer(
+        {
+            "actions": [
+                {"tool": "order_item", "product_query": "bubble tea", "quantity": 2, "deliver_to": "office"},
+                {"tool": "book_ride", "destination": "home", "time": "7pm"},
+                {"tool": "book_hotel", "product_query": "hangzhou hotel", "nights": 2},
+                {"tool": "book_rail", "destination": "shanghai", "origin": "beijing", "passengers": 3},
+            ]
+        }
+    )
     order, ride, hotel, rail = result.actions
     assert (order.product_query, order.quantity, order.deliver_to) == ("bubble tea", 2, "office")
     assert (ride.quantity, ride.destination) == (1, "home")

@@ -3,7 +3,7 @@
 -- ARGV[1] discount, ARGV[2] max uses per user, ARGV[3] order id, ARGV[4] user id
 local granted = redis.call('GET', KEYS[3])
 if granted then
-  return tonumber(granted)
+  return tonumber(granted) or 0  -- 'released': this order's subsidy was given back
 end
 local discount = tonumber(ARGV[1])
 local uses = tonumber(redis.call('GET', KEYS[2]) or '0')

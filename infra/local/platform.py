@@ -1,0 +1,587 @@
+"""`LocalPlatform`: the broker, Redis and the five services as supervised local processes.
+
+One object knows every port and the data dir. Typical use (async, from the main thread)::
+
+    async with LocalPlatform.on_free_ports(tmp_path) as platform:
+        await platform.start_infra()
+        await platform.start_services()
+        await platform.wait_ready()
+        ...  # platform.env() is what a client (the CLI, a test) needs
+
+With `auto_restart` a watcher task restarts any process that exits without being asked to, with
+exponential backoff (0.5 s doubling to 10 s; reset after 30 s of uptime), and logs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from yiju_infra.local.broker import Broker
+from yiju_infra.local.processes import ManagedProcess, port_accepts_async, port_is_free
+from yiju_infra.local.redis_server import RedisServer
+
+if TYPE_CHECKING:
+    from yiju.common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICES: tuple[str, ...] = ("intent", "planning", "payment", "fulfilment", "model_gateway")
+INFRA: tuple[str, ...] = ("broker", "redis")
+HOST = "127.0.0.1"
+
+# Ports field -> the environment variable that sets it (and that services read, for the first six).
+PORT_ENV: dict[str, str] = {
+    "http": "YIJU_HTTP_PORT",
+    "grpc": "YIJU_GRPC_PORT",
+    "gateway": "YIJU_GATEWAY_PORT",
+    "planning": "YIJU_PLANNING_PORT",
+    "payment": "YIJU_PAYMENT_PORT",
+    "fulfilment": "YIJU_FULFILMENT_PORT",
+    "kafka": "YIJU_KAFKA_PORT",
+    "redis": "YIJU_REDIS_PORT",
+    "metrics_base": "YIJU_METRICS_PORT_BASE",
+}
+
+# The Ports field holding each service's gRPC (health) port.
+HEALTH_PORT_FIELD: dict[str, str] = {
+    "intent": "grpc",
+    "model_gateway": "gateway",
+    "planning": "planning",
+    "payment": "payment",
+    "fulfilment": "fulfilment",
+}
+
+# Defaults for every service that the caller's environment may override (the platform's addresses may not).
+SERVICE_ENV_DEFAULTS: dict[str, str] = {
+    "YIJU_KAFKA_SESSION_TIMEOUT_MS": "3000",
+    "YIJU_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+    "PYTHONUNBUFFERED": "1",
+}
+
+_BACKOFF_FIRST_S = 0.5
+_BACKOFF_MAX_S = 10.0
+_HEALTHY_UPTIME_S = 30.0
+_WATCH_INTERVAL_S = 0.2
+
+
+class PortInUseError(RuntimeError):
+    """A port the platform needs is taken; the message names the variable that moves it."""
+
+
+class ServiceNotReadyError(RuntimeError):
+    """A service exited or did not become healthy in time; the message carries its log tail."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every port of the local platform (all on 127.0.0.1)."""
+
+    http: int = 8080
+    grpc: int = 50051
+    gateway: int = 50052
+    planning: int = 50053
+    payment: int = 50054
+    fulfilment: int = 50055
+    kafka: int = 9092
+    redis: int = 6379
+    metrics_base: int = 9101
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Ports:
+        """Defaults overridden by YIJU_HTTP_PORT, ..., YIJU_METRICS_PORT_BASE."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, int] = {}
+        for field, var in PORT_ENV.items():
+            raw = environ.get(var, "").strip()
+            if raw:
+                if not raw.isdigit() or not 0 < int(raw) < 65536:
+                    raise ValueError(f"{var} must be a TCP port number, got {raw!r}")
+                values[field] = int(raw)
+        return cls(**values)
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports nothing listens on now, all distinct; metrics_base..+4 consecutive (for tests)."""
+        held: list[socket.socket] = []
+        try:
+
+            def grab() -> int:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.bind((HOST, 0))
+                held.append(sock)
+                return int(sock.getsockname()[1])
+
+            values = {f.name: grab() for f in fields(cls) if f.name != "metrics_base"}
+            taken = set(values.values())
+            for _ in range(200):
+                base = grab()
+                block = range(base, base + len(SERVICES))
+                if block[-1] < 65536 and all(
+                    p == base or (p not in taken and port_is_free(p)) for p in block
+                ):
+                    values["metrics_base"] = base
+                    break
+            else:
+                raise RuntimeError("found no block of free consecutive ports for metrics")
+            return cls(**values)
+        finally:
+            for sock in held:
+                sock.close()
+
+    def metrics(self, service: str) -> int:
+        """The metrics port of `service`: metrics_base + its index in SERVICES."""
+        return self.metrics_base + SERVICES.index(service)
+
+    def health(self, service: str) -> int:
+        """The gRPC port of `service` (where grpc.health.v1 answers)."""
+        return int(getattr(self, HEALTH_PORT_FIELD[service]))
+
+
+@dataclass
+class _Backoff:
+    failures: int = 0
+    due: float | None = None
+
+
+async def grpc_serving(port: int, host: str = HOST, timeout: float = 1.0) -> bool:
+    """True if grpc.health.v1 Check(service="") on host:port answers SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    if not await port_accepts_async(port, host, timeout):
+        return False
+    options = [("grpc.enable_http_proxy", 0)]
+    async with grpc.aio.insecure_channel(f"{host}:{port}", options=options) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            response = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def http_healthy(url: str, timeout: float = 2.0) -> bool:
+    """True if GET `url` answers 200."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=timeout) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _default_data_dir() -> Path:
+    from yiju.common.settings import REPO_ROOT
+
+    return Path(os.environ.get("YIJU_DATA_DIR") or REPO_ROOT / ".var")
+
+
+class LocalPlatform:
+    """Starts, watches, restarts and stops the broker, Redis and the services on one machine."""
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        ports: Ports | None = None,
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        auto_restart: bool = True,
+        kafka_storage: str | None = None,
+        service_argv: Callable[[str], Sequence[str]] | None = None,
+    ) -> None:
+        """`extra_env` goes to every service (over everything else); `service_argv(name)` replaces the
+        default command `sys.executable -m yiju.<name>` (for stand-ins in tests)."""
+        self.data_dir = Path(data_dir if data_dir is not None else _default_data_dir()).resolve()
+        self.ports = ports if ports is not None else Ports.from_env()
+        self.extra_env = dict(extra_env or {})
+        self.auto_restart = auto_restart
+        self.kafka_storage = kafka_storage
+        self.service_argv = service_argv or (lambda name: [sys.executable, "-m", f"yiju.{name}"])
+        self.broker: Broker | None = None
+        self.redis: RedisServer | None = None
+        self.timings: dict[str, float] = {}
+        self.restarts: dict[str, int] = {}
+        self._services: dict[str, ManagedProcess] = {}
+        self._wanted: set[str] = set()
+        self._busy: set[str] = set()
+        self._backoff: dict[str, _Backoff] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def on_free_ports(cls, data_dir: Path | str, **kwargs: Any) -> LocalPlatform:
+        """A platform on freshly picked free ports (so two can run side by side, e.g. in tests)."""
+        return cls(data_dir, Ports.free(), **kwargs)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop_all()
+
+    # ----- addresses
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.ports.kafka}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{self.ports.redis}/0"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.ports.http}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        """What a client (the CLI, a test) needs to reach this platform."""
+        return {
+            "YIJU_HTTP_PORT": str(self.ports.http),
+            "YIJU_API_URL": self.api_url,
+            "YIJU_GRPC_PORT": str(self.ports.grpc),
+            "YIJU_KAFKA_BOOTSTRAP": self.bootstrap,
+            "YIJU_REDIS_URL": self.redis_url,
+            "YIJU_DATA_DIR": str(self.data_dir),
+        }
+
+    def _address_env(self) -> dict[str, str]:
+        env = {
+            "YIJU_KAFKA_BOOTSTRAP": self.bootstrap,
+            "YIJU_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+            "YIJU_REDIS_URL": self.redis_url,
+            "YIJU_DATA_DIR": str(self.data_dir),
+            "YIJU_HTTP_HOST": HOST,
+            "YIJU_GRPC_HOST": HOST,
+        }
+        for field in ("http", "grpc", "gateway", "planning", "payment", "fulfilment"):
+            env[PORT_ENV[field]] = str(getattr(self.ports, field))
+        for service in ("gateway", "planning", "payment", "fulfilment"):
+            env[f"YIJU_{service.upper()}_TARGET"] = f"{HOST}:{getattr(self.ports, service)}"
+        return env
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The environment of service `name`: defaults < caller's environment < platform addresses
+        (ports, bootstrap, Redis URL, data dir, YIJU_METRICS_PORT) < extra_env."""
+        env = dict(SERVICE_ENV_DEFAULTS)
+        env.update(os.environ)
+        env.update(self._address_env())
+        env["YIJU_METRICS_PORT"] = str(self.ports.metrics(name))
+        env.update(self.extra_env)
+        return env
+
+    def settings(self) -> Settings:
+        """A yiju Settings pointing at this platform (extra_env applied), e.g. for ensure_topics."""
+        from yiju.common.settings import Settings
+
+        overrides: dict[str, Any] = {}
+        for key, value in self.extra_env.items():
+            field = key[5:].lower() if key.startswith("YIJU_") else ""
+            if field in Settings.model_fields:
+                overrides[field] = value
+        overrides.update(
+            kafka_bootstrap=self.bootstrap,
+            kafka_security_protocol="PLAINTEXT",
+            redis_url=self.redis_url,
+            data_dir=self.data_dir,
+        )
+        return Settings(**overrides)
+
+    # ----- processes
+
+    def process(self, name: str) -> ManagedProcess:
+        """The ManagedProcess of a service, "broker" or "redis"."""
+        if name == "broker" and self.broker is not None:
+            return self.broker.process
+        if name == "redis" and self.redis is not None:
+            return self.redis.process
+        if name in self._services:
+            return self._services[name]
+        raise KeyError(f"{name!r} has not been started (known: {', '.join(SERVICES + INFRA)})")
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Pid of every running process, by name."""
+        out: dict[str, int] = {}
+        for name in (*INFRA, *self._services):
+            with contextlib.suppress(KeyError):
+                proc = self.process(name)
+                if proc.is_alive and proc.pid is not None:
+                    out[name] = proc.pid
+        return out
+
+    def _check_ports(self, wanted: Iterable[tuple[int, str, str]]) -> None:
+        """Raises PortInUseError for the first (port, env var, what) that cannot be bound."""
+        for port, var, what in wanted:
+            if not port_is_free(port, HOST):
+                raise PortInUseError(
+                    f"port {port} on {HOST} ({what}) is already in use: stop whatever listens there, "
+                    f"or set {var} to a free port"
+                )
+
+    def _service_ports(self, name: str) -> list[tuple[int, str, str]]:
+        index = SERVICES.index(name)
+        out = [(self.ports.health(name), PORT_ENV[HEALTH_PORT_FIELD[name]], f"gRPC of {name}")]
+        if name == "intent":
+            out.append((self.ports.http, PORT_ENV["http"], "HTTP API of intent"))
+        out.append(
+            (
+                self.ports.metrics(name),
+                PORT_ENV["metrics_base"],
+                f"metrics of {name}: {PORT_ENV['metrics_base']}+{index}",
+            )
+        )
+        return out
+
+    # ----- infra
+
+    async def start_infra(self, timeout: float = 30.0) -> list[str]:
+        """Starts the broker and Redis (concurrently), waits for both, creates the topics.
+
+        Returns the topics it created. Timings land in `self.timings` ("broker", "redis", "topics").
+        On failure it stops what it started and raises (ProcessError, PortInUseError, BinaryNotFoundError).
+        """
+        running = [s for s in (self.broker, self.redis) if s is not None and s.process.is_alive]
+        if len(running) == 2:
+            return await self.ensure_topics()  # already running
+        self._check_ports(
+            [
+                (self.ports.kafka, PORT_ENV["kafka"], "Kafka broker"),
+                (self.ports.redis, PORT_ENV["redis"], "Redis"),
+            ]
+        )
+        self.broker = Broker(self.ports.kafka, self.data_dir, host=HOST, storage=self.kafka_storage)
+        self.redis = RedisServer(self.ports.redis, self.data_dir, host=HOST)
+        try:
+            self.broker.spawn()
+            self.redis.spawn()
+            self._wanted.update(INFRA)
+            broker_s, redis_s = await asyncio.gather(
+                self.broker.wait_ready(timeout), self.redis.wait_ready(timeout)
+            )
+            self.timings["broker"], self.timings["redis"] = broker_s, redis_s
+            created = await self.ensure_topics()
+        except BaseException:
+            self._wanted.difference_update(INFRA)
+            await asyncio.gather(self.broker.stop(), self.redis.stop())
+            raise
+        self._ensure_watcher()
+        return created
+
+    async def ensure_topics(self) -> list[str]:
+        """Creates the missing topics (yiju.common.topics.ensure_topics); returns those it created."""
+        from yiju.common.topics import ensure_topics
+
+        began = time.monotonic()
+        created = await ensure_topics(self.settings())
+        self.timings["topics"] = time.monotonic() - began
+        return created
+
+    # ----- services
+
+    async def start_services(self, names: Iterable[str] = SERVICES) -> None:
+        """Spawns the named services (those not already running) without waiting; see `wait_ready`."""
+        names = list(names)
+        unknown = [n for n in names if n not in SERVICES]
+        if unknown:
+            raise KeyError(f"unknown services {unknown} (known: {', '.join(SERVICES)})")
+        to_start = [n for n in names if not (n in self._services and self._services[n].is_alive)]
+        self._check_ports([p for n in to_start for p in self._service_ports(n)])
+        for name in to_start:
+            self._spawn_service(name)
+        self._ensure_watcher()
+
+    def _spawn_service(self, name: str) -> None:
+        proc = self._services.get(name)
+        if proc is None:
+            proc = ManagedProcess(
+                name, self.service_argv(name), data_dir=self.data_dir, port=self.ports.health(name), host=HOST
+            )
+            self._services[name] = proc
+        proc.env = self.service_env(name)
+        proc.start()
+        self._wanted.add(name)
+
+    async def wait_ready(
+        self,
+        names: Iterable[str] | None = None,
+        timeout: float = 60.0,
+        *,
+        fail_fast: bool = True,
+        on_ready: Callable[[str, float], None] | None = None,
+    ) -> dict[str, float]:
+        """Waits until each service's gRPC health says SERVING (and intent's GET /healthz is 200).
+
+        `names` defaults to every started service. With `fail_fast` a service that exits (or is
+        restarted) meanwhile fails the wait at once; otherwise only `timeout` does. Returns, and calls
+        `on_ready` with, the seconds from each service's spawn to ready.
+        """
+        names = [n for n in SERVICES if n in self._services] if names is None else list(names)
+        tasks = [asyncio.create_task(self._wait_one(n, timeout, fail_fast)) for n in names]
+        results: dict[str, float] = {}
+        try:
+            for name, task in zip(names, tasks, strict=True):
+                results[name] = await task
+                if on_ready is not None:
+                    on_ready(name, results[name])
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return results
+
+    async def _wait_one(self, name: str, timeout: float, fail_fast: bool) -> float:
+        proc = self.process(name)
+        generation = proc.starts
+        deadline = time.monotonic() + timeout
+        checks: list[tuple[str, Callable[[], Any]]] = [
+            (
+                f"gRPC health on {HOST}:{self.ports.health(name)} not SERVING",
+                lambda: grpc_serving(self.ports.health(name)),
+            )
+        ]
+        if name == "intent":
+            url = f"{self.api_url}/healthz"
+            checks.append((f"GET {url} not 200", lambda: http_healthy(url)))
+        for problem, check in checks:
+            while True:
+                if fail_fast and (not proc.is_alive or proc.starts != generation):
+                    raise ServiceNotReadyError(proc.describe_failure("exited before becoming ready"))
+                if await check():
+                    break
+                if time.monotonic() > deadline:
+                    raise ServiceNotReadyError(proc.describe_failure(f"{problem} within {timeout:g}s"))
+                await asyncio.sleep(0.1)
+        elapsed = time.monotonic() - (proc.started_at or 0.0)
+        self.timings[f"ready:{name}"] = elapsed
+        return elapsed
+
+    # ----- chaos and lifecycle
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Sends `sig` (default SIGKILL) to a service, "broker" or "redis" (its whole process group).
+
+        With auto_restart the watcher brings it back, as for any crash.
+        """
+        self.process(name).kill(sig)
+
+    async def restart(self, name: str, timeout: float = 60.0) -> None:
+        """Stops (SIGTERM, then SIGKILL) and starts a service, "broker" or "redis"; waits until ready.
+
+        Restarting the broker re-creates the topics (memory storage forgets them).
+        """
+        self._busy.add(name)
+        try:
+            if name in INFRA:
+                server = self.broker if name == "broker" else self.redis
+                if server is None:
+                    raise KeyError(f"{name} has not been started")
+                await server.stop()
+                server.spawn()
+                self._wanted.add(name)
+                await server.wait_ready(timeout)
+                if name == "broker":
+                    await self.ensure_topics()
+            else:
+                await self.process(name).stop()
+                self._spawn_service(name)
+                await self.wait_ready([name], timeout)
+            self._backoff.pop(name, None)
+        finally:
+            self._busy.discard(name)
+
+    async def stop(self, name: str, timeout: float = 10.0) -> None:
+        """Stops one service (or "broker"/"redis") for good: the watcher leaves it down."""
+        self._wanted.discard(name)
+        self._backoff.pop(name, None)
+        await self.process(name).stop(timeout)
+
+    async def stop_all(self, timeout: float = 10.0) -> None:
+        """Stops the watcher, then every service, then Redis and the broker. Safe to call twice."""
+        self._wanted.clear()
+        tasks = [t for t in (self._watcher, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._watcher = None
+        self._background.clear()
+        await asyncio.gather(*(proc.stop(timeout) for proc in self._services.values()))
+        await asyncio.gather(*(s.stop(timeout) for s in (self.redis, self.broker) if s is not None))
+
+    # ----- supervision
+
+    def _ensure_watcher(self) -> None:
+        if self.auto_restart and (self._watcher is None or self._watcher.done()):
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="yiju-local-watcher")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(_WATCH_INTERVAL_S)
+            if not self.auto_restart:
+                continue
+            for name in list(self._wanted):
+                try:
+                    self._supervise(name)
+                except Exception:
+                    log.exception("supervisor: restarting %s failed", name)
+
+    def _supervise(self, name: str) -> None:
+        proc = self.process(name)
+        if name in self._busy or proc.is_alive:
+            return
+        state = self._backoff.setdefault(name, _Backoff())
+        now = time.monotonic()
+        if state.due is None:
+            if now - (proc.started_at or now) >= _HEALTHY_UPTIME_S:
+                state.failures = 0
+            delay = min(_BACKOFF_FIRST_S * 2**state.failures, _BACKOFF_MAX_S)
+            state.failures += 1
+            state.due = now + delay
+            log.warning(
+                "%s exited unexpectedly (code %s, pid %s); restarting in %.1fs (see %s)",
+                name, proc.returncode, proc.pid, delay, proc.log_path,
+            )  # fmt: skip
+            return
+        if now < state.due:
+            return
+        state.due = None
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        if name in INFRA:
+            server = self.broker if name == "broker" else self.redis
+            assert server is not None
+            server.spawn()
+            task = asyncio.get_running_loop().create_task(self._after_infra_restart(name))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            self._spawn_service(name)
+        log.warning("%s restarted (pid %s, restart #%d)", name, proc.pid, self.restarts[name])
+
+    async def _after_infra_restart(self, name: str) -> None:
+        server = self.broker if name == "broker" else self.redis
+        assert server is not None
+        try:
+            await server.wait_ready()
+            if name == "broker":
+                await self.ensure_topics()
+            log.warning("%s is back", name)
+        except Exception as exc:  # logged, and the watcher tries again if it dies
+            log.error("%s did not come back: %s", name, exc)

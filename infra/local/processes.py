@@ -1,0 +1,329 @@
+"""Child processes of the local supervisor: each in its own process group, with a log file.
+
+Children must never outlive the supervisor. `stop()` signals the whole process group (so grandchildren
+go too), and on Linux every child is started with PR_SET_PDEATHSIG=SIGTERM, so the kernel signals it
+when the supervisor dies, even by SIGKILL. PDEATHSIG fires when the *thread* that forked the child
+exits, so it is only armed when spawning from the main thread (start the platform from there; the
+asyncio loop of `asyncio.run` and of pytest-asyncio runs on it). As a last resort an atexit hook
+kills whatever is still running when the interpreter exits normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ProcessError(RuntimeError):
+    """A managed process failed to start, died, or did not become reachable."""
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+# Resolved once in the parent, so the forked child only makes one foreign call before exec.
+_PRCTL = _load_prctl()
+
+
+def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None]:
+    def preexec() -> None:
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if a server could bind `host:port` now (SO_REUSEADDR set, as servers do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def port_accepts(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """True if a TCP connection to `host:port` succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+async def port_accepts_async(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """Async `port_accepts`: True if a TCP connection to `host:port` succeeds."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def _proc_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, process group id) of a Linux process from /proc, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[0], int(fields[2])
+
+
+def pid_running(pid: int) -> bool:
+    """True if `pid` exists and is not a zombie."""
+    if sys.platform.startswith("linux"):
+        state = _proc_state(pid)
+        return state is not None and state[0] not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid`."""
+    if not sys.platform.startswith("linux"):
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            state = _proc_state(int(entry.name))
+            if state is not None and state[1] == pgid and state[0] not in ("Z", "X"):
+                members.append(int(entry.name))
+    return members
+
+
+_LIVE: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in list(_LIVE):
+        with contextlib.suppress(Exception):
+            proc.kill(signal.SIGKILL)
+
+
+class ManagedProcess:
+    """One command run as a child in its own process group, logging to `DATA_DIR/logs/NAME.log`.
+
+    `start()` may be called again after the process ended (a restart); the log file is appended to,
+    with a header line per start.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.port = port
+        self.host = host
+        self.log_path = Path(data_dir) / "logs" / f"{name}.log"
+        self.starts = 0
+        self.started_at: float | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"<ManagedProcess {self.name} pid={self.pid} alive={self.is_alive}>"
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the current (or last) run; also its process group id."""
+        return self._popen.pid if self._popen is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status of the last run (negative: killed by that signal); None while running."""
+        return self._popen.poll() if self._popen is not None else None
+
+    @property
+    def is_alive(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def start(self) -> int:
+        """Spawns the command; returns its pid. Call from the main thread (see the module docstring)."""
+        if self.is_alive:
+            raise ProcessError(f"{self.name} is already running (pid {self.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        on_main = threading.current_thread() is threading.main_thread()
+        if not on_main:
+            log.warning("%s: spawned off the main thread; it will not die with the supervisor", self.name)
+        with open(self.log_path, "ab") as log_file:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            header = f"----- {stamp} start #{self.starts + 1} of {self.name}: {shlex.join(self.argv)}\n"
+            log_file.write(header.encode())
+            log_file.flush()
+            try:
+                self._popen = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                    preexec_fn=_pdeathsig_preexec(os.getpid()) if on_main else None,
+                )
+            except OSError as exc:
+                raise ProcessError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from exc
+        self.starts += 1
+        self.started_at = time.monotonic()
+        _LIVE.add(self)
+        return self._popen.pid
+
+    def send_signal(self, sig: int = signal.SIGTERM, *, group: bool = True) -> None:
+        """Sends `sig` to the process group (or only the process); a no-op if it is gone."""
+        if self._popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(self._popen.pid, sig)
+            elif self._popen.poll() is None:
+                self._popen.send_signal(sig)
+
+    def kill(self, sig: int = signal.SIGKILL, *, group: bool = True) -> None:
+        """`kill -9` (or another signal) without waiting: for chaos tests and emergencies."""
+        self.send_signal(sig, group=group)
+
+    def _group_alive(self) -> bool:
+        if self._popen is None:
+            return False
+        self._popen.poll()  # reap the leader if it has exited
+        return self.is_alive or bool(group_members(self._popen.pid))
+
+    async def wait(self, timeout: float | None = None) -> int:
+        """Waits for the process to exit; returns its exit status. Raises TimeoutError."""
+        if self._popen is None:
+            raise ProcessError(f"{self.name} was never started")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self._popen.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} (pid {self.pid}) still running after {timeout}s")
+            await asyncio.sleep(0.02)
+        return code
+
+    async def _wait_group_exit(self, timeout: float | None) -> bool:
+        """Waits until no process of the group is left; False if `timeout` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not self._group_alive():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+
+    async def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM to the process group, up to `timeout` s for all of it to exit, then SIGKILL.
+
+        Returns the leader's exit status (None if it was never started).
+        """
+        if self._popen is None:
+            return None
+        if self._group_alive():
+            self.send_signal(signal.SIGTERM)
+            if not await self._wait_group_exit(timeout):
+                log.warning(
+                    "%s (pid %s) ignored SIGTERM for %.0fs; sending SIGKILL", self.name, self.pid, timeout
+                )
+                self.send_signal(signal.SIGKILL)
+                await self._wait_group_exit(None)
+        _LIVE.discard(self)
+        return self._popen.wait()
+
+    def tail_log(self, lines: int = 30) -> str:
+        """The last `lines` lines of the log file (for error messages)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 16_384))
+                data = f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(data.splitlines()[-lines:])
+
+    def describe_failure(self, problem: str) -> str:
+        """`problem`, the process's state, and the tail of its log, as one message."""
+        code = self.returncode
+        state = "still running" if code is None else f"exited with code {code}"
+        tail = self.tail_log()
+        indented = "\n".join(f"    {line}" for line in tail.splitlines()) or "    (empty)"
+        return f"{self.name}: {problem} (pid {self.pid}, {state}). Last lines of {self.log_path}:\n{indented}"
+
+    async def wait_for_port(self, timeout: float = 30.0, port: int | None = None) -> float:
+        """Waits until `host:port` accepts TCP connections; returns seconds waited.
+
+        Fails at once if the process exits meanwhile; raises ProcessError with the log tail on timeout.
+        """
+        port = port if port is not None else self.port
+        if port is None:
+            raise ValueError(f"{self.name}: no port to wait for")
+        began = time.monotonic()
+        while True:
+            if not self.is_alive:
+                raise ProcessError(self.describe_failure(f"exited before listening on {self.host}:{port}"))
+            if await port_accepts_async(port, self.host, 0.5):
+                return time.monotonic() - began
+            if time.monotonic() - began > timeout:
+                raise ProcessError(
+                    self.describe_failure(
+                        f"did not accept connections on {self.host}:{port} within {timeout:g}s"
+                    )
+                )
+            await asyncio.sleep(0.02)

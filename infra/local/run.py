@@ -1,0 +1,145 @@
+"""`make run` (`python -m yiju_infra.local.run`): broker, Redis and all five services, until Ctrl-C.
+
+Ports and the data dir come from the environment (YIJU_HTTP_PORT, YIJU_KAFKA_PORT, ..., YIJU_DATA_DIR;
+see yiju_infra.local.platform). `--services intent,planning` (or $YIJU_LOCAL_SERVICES) starts only
+those services; `--services none` runs only the broker and Redis (e.g. to run a service in a debugger).
+Ctrl-C or SIGTERM stops every process and exits 0; a start-up failure
+stops everything and exits 1 (2 for a taken port or a bad setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from yiju_infra.local.binaries import BinaryNotFoundError
+from yiju_infra.local.platform import HOST, SERVICES, LocalPlatform, PortInUseError, ServiceNotReadyError
+from yiju_infra.local.processes import ProcessError
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def banner(platform: LocalPlatform) -> str:
+    ports = platform.ports
+    rows = [
+        ("HTTP API", platform.api_url),
+        ("healthz", f"{platform.api_url}/healthz"),
+        ("gRPC", f"{HOST}:{ports.grpc} (intent)"),
+        ("Kafka", platform.bootstrap),
+        ("Redis", platform.redis_url),
+        ("metrics", f"{HOST}:{ports.metrics_base}..{ports.metrics_base + len(SERVICES) - 1}"),
+        ("logs", str(platform.logs_dir)),
+    ]
+    line = "─" * 64
+    body = "\n".join(f"  {label:<9} {value}" for label, value in rows)
+    return f"{line}\n  yiju is up. Ctrl-C stops everything.\n{body}\n{line}"
+
+
+def parse_services(spec: str) -> tuple[str, ...]:
+    """ "all", "none", or a comma-separated list of service names."""
+    spec = spec.strip().lower()
+    if spec in ("", "all"):
+        return SERVICES
+    if spec == "none":
+        return ()
+    names = tuple(n.strip() for n in spec.split(",") if n.strip())
+    unknown = [n for n in names if n not in SERVICES]
+    if unknown:
+        raise ValueError(f"unknown services {', '.join(unknown)}; known: {', '.join(SERVICES)}, all, none")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m yiju_infra.local.run", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--services",
+        default=os.environ.get("YIJU_LOCAL_SERVICES", "all"),
+        help="all (default), none, or a comma-separated list of: " + ", ".join(SERVICES),
+    )
+    return parser.parse_args(argv)
+
+
+async def boot(platform: LocalPlatform, services: Sequence[str]) -> None:
+    say(f"yiju local platform: data dir {platform.data_dir}")
+    created = await platform.start_infra()
+    broker, redis = platform.broker, platform.redis
+    assert broker is not None and redis is not None
+    t = platform.timings
+    say(
+        f"broker up on {broker.bootstrap} ({broker.description}, pid {broker.process.pid}) "
+        f"in {t['broker']:.2f}s"
+    )
+    say(
+        f"redis up on {HOST}:{redis.port} ({redis.description}, pid {redis.process.pid}) in {t['redis']:.2f}s"
+    )
+    say(f"topics: {len(created)} created in {t['topics']:.2f}s")
+    if services:
+        await platform.start_services(services)
+        pids = platform.pids
+        say("services started: " + ", ".join(f"{n} (pid {pids.get(n, '?')})" for n in services))
+    else:
+        say("services: none started (--services none)")
+
+    def ready(name: str, seconds: float) -> None:
+        extra = f", HTTP {HOST}:{platform.ports.http}" if name == "intent" else ""
+        say(f"{name} ready (gRPC {HOST}:{platform.ports.health(name)}{extra}) in {seconds:.1f}s")
+
+    await platform.wait_ready(on_ready=ready)
+    say(banner(platform))
+
+
+async def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        say(f"\n{sig.name}: stopping ..." if not stop.is_set() else f"{sig.name}: already stopping ...")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        services = parse_services(parse_args(argv).services)
+        platform = LocalPlatform()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+    code = 0
+    starting = asyncio.create_task(boot(platform, services))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        else:
+            starting.result()
+            await stopping
+    except PortInUseError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        code = 2
+    except (ProcessError, ServiceNotReadyError, BinaryNotFoundError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        stopping.cancel()
+        await platform.stop_all()
+        say("stopped: every process is gone" if not platform.pids else f"left running: {platform.pids}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,68 @@
+"""A real platform for the integration tests: tansu (Kafka protocol), Redis and the five services,
+started on free ports by the same code as `make run`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from yiju.common.orders import is_settled
+from yiju.common.redis import create_redis
+from yiju_infra.local.platform import LocalPlatform
+
+# Failure injection for the saga tests: this SKU's provider always fails.
+FAILING_SKU = "fest-lanterns"
+
+
+@pytest.fixture(scope="session")
+async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalPlatform]:
+    data_dir: Path = tmp_path_factory.mktemp("platform")
+    plat = LocalPlatform.on_free_ports(data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
+    try:
+        await plat.start_infra()
+        await plat.start_services()
+        await plat.wait_ready(timeout=90)
+        yield plat
+    finally:
+        await plat.stop_all()
+
+
+@pytest.fixture(scope="session")
+async def redis(platform: LocalPlatform) -> AsyncIterator[aioredis.Redis]:
+    client = create_redis(url=platform.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def api(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=platform.api_url, timeout=10, trust_env=False) as client:
+        yield client
+
+
+async def submit(api: httpx.AsyncClient, text: str, user: str = "u-1004", **extra: Any) -> str:
+    reply = await api.post("/v1/intents", json={"user_id": user, "text": text, **extra})
+    assert reply.status_code == 202, reply.text
+    return reply.json()["order_id"]
+
+
+async def wait_settled(
+    api: httpx.AsyncClient, order_id: str, timeout: float = 30.0, until: set[str] | None = None
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    order: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        reply = await api.get(f"/v1/orders/{order_id}")
+        assert reply.status_code == 200, reply.text
+        order = reply.json()
+        if (until and order["status"] in until) or (not until and is_settled(order["status"])):
+            return order
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"order {order_id} did not settle in {timeout}s: {order}")
