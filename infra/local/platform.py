@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -220,6 +221,7 @@ class LocalPlatform:
         self._backoff: dict[str, _Backoff] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._credentials_env: dict[str, str] | None = None
 
     @classmethod
     def on_free_ports(cls, data_dir: Path | str, **kwargs: Any) -> LocalPlatform:
@@ -263,8 +265,23 @@ class LocalPlatform:
             "YIJU_DATA_DIR": str(self.data_dir),
         }
 
+    def credentials_env(self) -> dict[str, str]:
+        """The JWT secret and API-key file the services verify credentials with (created on first use)."""
+        if self._credentials_env is None:
+            from yiju_infra.local.credentials import ensure_local_credentials
+
+            self._credentials_env = ensure_local_credentials(self.data_dir)
+        return self._credentials_env
+
+    def token(self, user_id: str) -> str:
+        """The demo user's bearer token (from credentials.json)."""
+        self.credentials_env()
+        creds = json.loads((self.data_dir / "credentials.json").read_text())
+        return creds["users"][user_id]["token"]
+
     def _address_env(self) -> dict[str, str]:
         env = {
+            **self.credentials_env(),
             "YIJU_KAFKA_BOOTSTRAP": self.bootstrap,
             "YIJU_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
             "YIJU_REDIS_URL": self.redis_url,
@@ -298,6 +315,8 @@ class LocalPlatform:
             if field in Settings.model_fields:
                 overrides[field] = value
         overrides.update(
+            jwt_secret=self.credentials_env()["YIJU_JWT_SECRET"],
+            api_keys_file=self.credentials_env()["YIJU_API_KEYS_FILE"],
             kafka_bootstrap=self.bootstrap,
             kafka_security_protocol="PLAINTEXT",
             redis_url=self.redis_url,

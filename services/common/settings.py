@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     grpc_tls_key: str = ""
     grpc_tls_ca: str = ""
 
+    # Edge authentication: HS256 with a shared secret (local run), or RS256 verified against a JWKS URL
+    jwt_secret: str = ""
+    jwks_url: str = ""
+    jwt_issuer: str = "yiju"
+    jwt_audience: str = "yiju-api"
+    token_ttl_s: int = 7 * 24 * 3600
+    api_keys_file: str = ""  # JSON {"keys": {"<sha256 of key>": "<user id>"}}
+    edge_rate_per_user_per_s: float = 20.0
+    edge_rate_burst: int = 40
+    max_body_bytes: int = 16 * 1024
+
     # Handler semantics
     handler_max_attempts: int = 4
     handler_backoff_ms: int = 50

@@ -11,6 +11,7 @@ import uvicorn
 from yiju.common.service import Service
 from yiju.gen.intent.v1 import intent_pb2 as pb
 from yiju.gen.intent.v1 import intent_pb2_grpc as pb_grpc
+from yiju.intent.edge import Edge
 from yiju.intent.grpc_api import IntentServicer
 from yiju.intent.health import PlatformHealth
 from yiju.intent.http_api import create_app
@@ -36,12 +37,13 @@ def build() -> Service:
     ingest = Ingest(service.catalog, service.redis, store, service.publisher, settings)
     orders = OrderActions(store, service.publisher)
     health = PlatformHealth(settings, service.connected)
+    edge = Edge(service.redis, settings)
     service.consume(ingest.intake_router())
     service.consume(Projection(store).router())
-    pb_grpc.add_IntentServiceServicer_to_server(IntentServicer(ingest, orders), service.grpc_server)
+    pb_grpc.add_IntentServiceServicer_to_server(IntentServicer(ingest, orders, edge), service.grpc_server)
     service.grpc_services.append(pb.DESCRIPTOR.services_by_name["IntentService"].full_name)
 
-    app = create_app(ingest, orders, health)
+    app = create_app(ingest, orders, health, edge)
     server = EmbeddedServer(
         uvicorn.Config(
             app,

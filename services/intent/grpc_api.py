@@ -7,8 +7,10 @@ from typing import Any
 
 import grpc
 
+from yiju.common.auth import AuthError, Principal
 from yiju.gen.intent.v1 import intent_pb2 as pb
 from yiju.gen.intent.v1 import intent_pb2_grpc as pb_grpc
+from yiju.intent.edge import Edge, RateLimited
 from yiju.intent.ingest import Ingest, IngestError
 from yiju.intent.orders import OrderActions
 
@@ -45,13 +47,33 @@ async def _abort(context: grpc.aio.ServicerContext, exc: IngestError) -> None:
 
 
 class IntentServicer(pb_grpc.IntentServiceServicer):
-    def __init__(self, ingest: Ingest, orders: OrderActions) -> None:
+    """Each call needs `authorization: Bearer <token>` (or `x-api-key`) metadata."""
+
+    def __init__(self, ingest: Ingest, orders: OrderActions, edge: Edge) -> None:
         self.ingest = ingest
         self.orders = orders
+        self.edge = edge
+
+    async def _principal(self, context: grpc.aio.ServicerContext) -> Principal:
+        metadata = dict(context.invocation_metadata() or ())
+        try:
+            who = self.edge.authenticate(metadata.get("authorization"), metadata.get("x-api-key"))
+            await self.edge.admit(who)
+        except AuthError as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            raise
+        except RateLimited as exc:
+            context.set_trailing_metadata((("retry-after-ms", str(exc.retry_after_ms)),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            raise
+        return who
 
     async def SubmitIntent(
         self, request: pb.SubmitIntentRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitIntentResponse:
+        who = await self._principal(context)
+        if request.user_id != who.user_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "user_id does not match the credential")
         try:
             result = await self.ingest.submit(
                 request.user_id, request.text, request.idempotency_key, request.locale
@@ -62,8 +84,9 @@ class IntentServicer(pb_grpc.IntentServiceServicer):
         return pb.SubmitIntentResponse(order_id=result.order_id, status="ACCEPTED")
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext) -> pb.Order:
+        who = await self._principal(context)
         try:
-            return order_to_pb(await self.orders.get(request.order_id))
+            return order_to_pb(await self.orders.get(request.order_id, who.user_id))
         except IngestError as exc:
             await _abort(context, exc)
             raise
@@ -71,19 +94,22 @@ class IntentServicer(pb_grpc.IntentServiceServicer):
     async def WatchOrder(
         self, request: pb.WatchOrderRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Order]:
+        who = await self._principal(context)
         try:
-            await self.orders.get(request.order_id)
+            await self.orders.get(request.order_id, who.user_id)
         except IngestError as exc:
             await _abort(context, exc)
             raise
         async for order in self.orders.store.watch(request.order_id):
-            yield order_to_pb(order)
+            if order is not None:
+                yield order_to_pb(order)
 
     async def ConfirmOrder(
         self, request: pb.OrderActionRequest, context: grpc.aio.ServicerContext
     ) -> pb.Order:
+        who = await self._principal(context)
         try:
-            return order_to_pb(await self.orders.confirm(request.order_id))
+            return order_to_pb(await self.orders.confirm(request.order_id, who.user_id))
         except IngestError as exc:
             await _abort(context, exc)
             raise
@@ -91,8 +117,9 @@ class IntentServicer(pb_grpc.IntentServiceServicer):
     async def CancelOrder(
         self, request: pb.OrderActionRequest, context: grpc.aio.ServicerContext
     ) -> pb.Order:
+        who = await self._principal(context)
         try:
-            return order_to_pb(await self.orders.cancel(request.order_id))
+            return order_to_pb(await self.orders.cancel(request.order_id, who.user_id))
         except IngestError as exc:
             await _abort(context, exc)
             raise

@@ -1,16 +1,24 @@
-"""The public HTTP API (FastAPI): submit sentences, read, watch, confirm and cancel orders."""
+"""The public HTTP API (FastAPI): submit sentences, read, watch, confirm and cancel orders.
+
+Every /v1 route needs a credential (Bearer token or X-API-Key); a user sees only their own orders
+(anyone else's answer 404), and each user's requests are rate limited (429 with Retry-After).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from yiju.common.auth import AuthError, Principal
+from yiju.intent.edge import Edge, RateLimited
 from yiju.intent.health import PlatformHealth
 from yiju.intent.http_tracing import TracingMiddleware
 from yiju.intent.ingest import Ingest, IngestError, Outcome
@@ -26,6 +34,7 @@ HTTP_STATUS = {
     "not_found": 404,
     "not_awaiting_confirmation": 409,
 }
+SSE_KEEPALIVE_S = 15.0
 
 
 class IntentIn(BaseModel):
@@ -36,22 +45,96 @@ class IntentIn(BaseModel):
     locale: str | None = None
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+def error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers
+    )
 
 
-def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth) -> FastAPI:
+class BodyLimitMiddleware:
+    """Refuses request bodies over the limit (413) before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await error(413, "body_too_large", f"request body over {self.max_bytes} bytes")(
+                scope, receive, send
+            )
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except BodyTooLarge:
+            await error(413, "body_too_large", f"request body over {self.max_bytes} bytes")(
+                scope, receive, send
+            )
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def current_principal(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The authenticated caller; spends one request from their rate-limit bucket."""
+    edge: Edge = request.app.state.edge
+    who = edge.authenticate(authorization, x_api_key)
+    await edge.admit(who)
+    return who
+
+
+User = Annotated[Principal, Depends(current_principal)]
+
+
+def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth, edge: Edge) -> FastAPI:
     app = FastAPI(
         title="yiju intent API",
         version="1.0.0",
         description="One sentence in, a paid and fulfilled order out.",
     )
+    app.state.edge = edge
     app.add_middleware(TracingMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=edge.settings.max_body_bytes)
 
     @app.exception_handler(IngestError)
     async def ingest_error(_: Request, exc: IngestError) -> JSONResponse:
         extra = {"order_id": exc.order_id} if exc.order_id else {}
         return error(HTTP_STATUS.get(exc.code, 400), exc.code, exc.message, **extra)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_: Request, exc: AuthError) -> JSONResponse:
+        return error(401, "unauthenticated", str(exc), headers={"WWW-Authenticate": 'Bearer realm="yiju"'})
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return error(
+            429,
+            "rate_limited",
+            str(exc),
+            headers={"Retry-After": str(math.ceil(exc.retry_after_ms / 1000))},
+            retry_after_ms=exc.retry_after_ms,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -60,8 +143,10 @@ def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth) -> 
 
     @app.post("/v1/intents", status_code=202)
     async def submit_intent(
-        body: IntentIn, idempotency_key: str | None = Header(default=None)
+        body: IntentIn, who: User, idempotency_key: Annotated[str | None, Header()] = None
     ) -> JSONResponse:
+        if body.user_id != who.user_id:
+            return error(403, "forbidden", "user_id does not match the credential")
         key = body.idempotency_key or idempotency_key or ""
         result = await ingest.submit(body.user_id, body.text, key, body.locale or "")
         headers = {"Idempotent-Replayed": "true"} if result.outcome is Outcome.REPLAYED else {}
@@ -70,21 +155,28 @@ def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth) -> 
         )
 
     @app.get("/v1/orders")
-    async def find_order(user_id: str, idempotency_key: str) -> dict[str, Any]:
+    async def find_order(idempotency_key: str, who: User, user_id: str | None = None) -> dict[str, Any]:
         """The order a client's idempotency key created (for clients that publish straight to Kafka)."""
-        return await orders.get(await ingest.order_for_key(user_id, idempotency_key))
+        owner = who.user_id
+        if user_id not in (None, owner):
+            raise IngestError("not_found", "no order was created with this idempotency key")
+        return await orders.get(await ingest.order_for_key(owner, idempotency_key), owner)
 
     @app.get("/v1/orders/{order_id}")
-    async def get_order(order_id: str) -> dict[str, Any]:
-        return await orders.get(order_id)
+    async def get_order(order_id: str, who: User) -> dict[str, Any]:
+        return await orders.get(order_id, who.user_id)
 
     @app.get("/v1/orders/{order_id}/events")
-    async def order_events(order_id: str) -> StreamingResponse:
-        await orders.get(order_id)
+    async def order_events(order_id: str, who: User) -> StreamingResponse:
+        await orders.get(order_id, who.user_id)
 
         async def stream() -> AsyncIterator[bytes]:
-            async for order in orders.store.watch(order_id):
-                yield b"event: order\ndata: " + orjson.dumps(order) + b"\n\n"
+            async for order in orders.store.watch(order_id, keepalive_s=SSE_KEEPALIVE_S):
+                yield (
+                    b": keepalive\n\n"
+                    if order is None
+                    else b"event: order\ndata: " + orjson.dumps(order) + b"\n\n"
+                )
 
         return StreamingResponse(
             stream(),
@@ -93,12 +185,12 @@ def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth) -> 
         )
 
     @app.post("/v1/orders/{order_id}/confirm")
-    async def confirm(order_id: str) -> dict[str, Any]:
-        return await orders.confirm(order_id)
+    async def confirm(order_id: str, who: User) -> dict[str, Any]:
+        return await orders.confirm(order_id, who.user_id)
 
     @app.post("/v1/orders/{order_id}/cancel")
-    async def cancel(order_id: str) -> dict[str, Any]:
-        return await orders.cancel(order_id)
+    async def cancel(order_id: str, who: User) -> dict[str, Any]:
+        return await orders.cancel(order_id, who.user_id)
 
     @app.get("/livez")
     async def livez() -> dict[str, str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from redis.asyncio.client import Redis
 
+from yiju.common.auth import AuthError, verify_user_assertion
 from yiju.common.broker import EventPublisher
 from yiju.common.catalog import Catalog
 from yiju.common.consumer import EventContext, EventRouter, PermanentError
@@ -140,6 +141,10 @@ class Ingest:
         @router.on(ev.IntentSubmitted)
         async def on_submitted(event: ev.IntentSubmitted, ctx: EventContext) -> None:
             key = event.idempotency_key or f"kafka-{ctx.meta.id}"
+            try:
+                verify_user_assertion(event.user_assertion, event.user_id, self.settings)
+            except AuthError as exc:
+                raise PermanentError(f"unauthenticated: {exc}") from exc
             try:
                 await self.submit(event.user_id, event.text, key, event.locale)
             except IngestError as exc:

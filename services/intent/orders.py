@@ -15,14 +15,15 @@ class OrderActions:
         self.store = store
         self.publisher = publisher
 
-    async def get(self, order_id: str) -> dict[str, Any]:
+    async def get(self, order_id: str, owner: str | None = None) -> dict[str, Any]:
+        """The order; for anyone but its owner (when one is given) it does not exist."""
         order = await self.store.get(order_id)
-        if order is None:
+        if order is None or (owner is not None and order["user_id"] != owner):
             raise IngestError("not_found", f"order {order_id} not found")
         return order
 
-    async def _decide(self, order_id: str, decision: str) -> dict[str, Any]:
-        order = await self.get(order_id)
+    async def _decide(self, order_id: str, decision: str, owner: str | None) -> dict[str, Any]:
+        order = await self.get(order_id, owner)
         ok, detail = await self.store.decide(order_id, decision)
         if not ok:
             raise IngestError(
@@ -40,8 +41,8 @@ class OrderActions:
             )
         return await self.get(order_id)
 
-    async def confirm(self, order_id: str) -> dict[str, Any]:
-        return await self._decide(order_id, "confirmed")
+    async def confirm(self, order_id: str, owner: str | None = None) -> dict[str, Any]:
+        return await self._decide(order_id, "confirmed", owner)
 
-    async def cancel(self, order_id: str) -> dict[str, Any]:
-        return await self._decide(order_id, "cancelled")
+    async def cancel(self, order_id: str, owner: str | None = None) -> dict[str, Any]:
+        return await self._decide(order_id, "cancelled", owner)

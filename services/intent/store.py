@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,16 @@ class OrderStore:
             return None
         return render(order_id, doc, history)
 
-    async def watch(self, order_id: str, poll_s: float = 1.0) -> AsyncIterator[dict[str, Any]]:
-        """Yields the order now and after every change, until it is terminal or waiting for the user."""
+    async def watch(
+        self, order_id: str, poll_s: float = 1.0, keepalive_s: float = 0.0
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """Yields the order now and after every change, until it is terminal or waiting for the user.
+        With keepalive_s, also yields None after that long without a change (for stream keepalives)."""
         pubsub = self.redis.pubsub()
         await pubsub.subscribe(updates_channel(order_id))
         try:
             last = None
+            quiet_since = time.monotonic()
             while True:
                 order = await self.get(order_id)
                 if order is None:
@@ -82,6 +87,10 @@ class OrderStore:
                 if order != last:
                     yield order
                     last = order
+                    quiet_since = time.monotonic()
+                elif keepalive_s and time.monotonic() - quiet_since >= keepalive_s:
+                    yield None
+                    quiet_since = time.monotonic()
                 if is_settled(order["status"]):
                     return
                 with contextlib.suppress(TimeoutError):

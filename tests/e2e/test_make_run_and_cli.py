@@ -90,7 +90,7 @@ def test_cli_order_completes_with_the_catalog_prices(running) -> None:
     assert (order["subtotal_fen"], order["subsidy_fen"], order["total_fen"]) == (5200, 1000, 4200)
     assert order["payment"]["captured_fen"] == 4200
     assert len(order["trace_id"]) == 32
-    status = _cli(env, "status", order["order_id"], "--json")
+    status = _cli(env, "status", order["order_id"], "--user", "u-1002", "--json")
     assert json.loads(status.stdout)["status"] == "COMPLETED"
 
 

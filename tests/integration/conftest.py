@@ -4,6 +4,7 @@ started on free ports by the same code as `make run`."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from yiju.common.orders import is_settled
 from yiju.common.redis import create_redis
 from yiju_infra.local.platform import LocalPlatform
 
+DEFAULT_USER = "u-1004"
 # Failure injection for the saga tests: this SKU's provider always fails.
 FAILING_SKU = "fest-lanterns"
 
@@ -41,13 +43,38 @@ async def redis(platform: LocalPlatform) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+class ActAsOwner(httpx.Auth):
+    """Test plumbing: every request carries the bearer token of the user it acts for — the submitting
+    user for POST /v1/intents, the order's owner for /v1/orders/{id}... (default: DEFAULT_USER)."""
+
+    requires_response_body = True
+
+    def __init__(self, platform: LocalPlatform) -> None:
+        self.platform = platform
+        self.owners: dict[str, str] = {}
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[override]
+        parts = request.url.path.strip("/").split("/")
+        user = DEFAULT_USER
+        if parts[:2] == ["v1", "intents"] and request.content:
+            user = json.loads(request.content).get("user_id", DEFAULT_USER)
+        elif parts[:2] == ["v1", "orders"] and len(parts) > 2:
+            user = self.owners.get(parts[2], DEFAULT_USER)
+        request.headers["Authorization"] = f"Bearer {self.platform.token(user)}"
+        response = yield request
+        if parts[:2] == ["v1", "intents"] and response.status_code == 202:
+            self.owners[response.json()["order_id"]] = user
+
+
 @pytest.fixture(scope="session")
 async def api(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=platform.api_url, timeout=10, trust_env=False) as client:
+    async with httpx.AsyncClient(
+        base_url=platform.api_url, timeout=10, trust_env=False, auth=ActAsOwner(platform)
+    ) as client:
         yield client
 
 
-async def submit(api: httpx.AsyncClient, text: str, user: str = "u-1004", **extra: Any) -> str:
+async def submit(api: httpx.AsyncClient, text: str, user: str = DEFAULT_USER, **extra: Any) -> str:
     reply = await api.post("/v1/intents", json={"user_id": user, "text": text, **extra})
     assert reply.status_code == 202, reply.text
     return reply.json()["order_id"]

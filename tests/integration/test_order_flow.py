@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from tests.integration.conftest import FAILING_SKU, submit, wait_settled
+from yiju.common.auth import issue_user_assertion
 from yiju.common.envelope import build_headers, spec_for
 from yiju.common.orders import TERMINAL
 from yiju.gen.events.v1 import order_events_pb2 as ev
@@ -132,7 +133,6 @@ async def test_idempotency_keys(api: httpx.AsyncClient) -> None:
         {"user_id": "u-1004", "text": ""},
         {"user_id": "u-1004", "text": "   "},
         {"user_id": "u-1004", "text": "tea " * 501},
-        {"user_id": "u-0000", "text": "a latte"},
         {"user_id": "u-1004"},
         {"user_id": "u-1004", "text": "a latte", "price_fen": 1},
     ],
@@ -159,7 +159,10 @@ async def test_clients_can_publish_intents_straight_to_kafka(
     platform: LocalPlatform, api: httpx.AsyncClient
 ) -> None:
     key = f"kafka-{uuid.uuid4()}"
-    message = ev.IntentSubmitted(user_id="u-1004", text="two americanos to the office", idempotency_key=key)
+    assertion = issue_user_assertion("u-1004", platform.settings())
+    message = ev.IntentSubmitted(
+        user_id="u-1004", text="two americanos to the office", idempotency_key=key, user_assertion=assertion
+    )
     headers = build_headers(spec_for(message), key, "test-client", eid=str(uuid.uuid4()))
     producer = await _producer(platform)
     try:
@@ -172,7 +175,7 @@ async def test_clients_can_publish_intents_straight_to_kafka(
     finally:
         await producer.stop()
     for _ in range(100):
-        reply = await api.get("/v1/orders", params={"user_id": "u-1004", "idempotency_key": key})
+        reply = await api.get("/v1/orders", params={"idempotency_key": key})
         if reply.status_code == 200:
             break
         await asyncio.sleep(0.1)
@@ -256,19 +259,23 @@ async def test_a_redelivered_event_does_not_move_money_twice(
 
 
 async def test_grpc_api_submits_reads_and_streams(platform: LocalPlatform) -> None:
+    auth = (("authorization", f"Bearer {platform.token('u-1004')}"),)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{platform.ports.grpc}") as channel:
         stub = ipb_grpc.IntentServiceStub(channel)
-        reply = await stub.SubmitIntent(ipb.SubmitIntentRequest(user_id="u-1004", text="一杯拿铁"))
+        reply = await stub.SubmitIntent(
+            ipb.SubmitIntentRequest(user_id="u-1004", text="一杯拿铁"), metadata=auth
+        )
         assert reply.status == "ACCEPTED"
-        seen = [o.status async for o in stub.WatchOrder(ipb.WatchOrderRequest(order_id=reply.order_id))]
+        watch = stub.WatchOrder(ipb.WatchOrderRequest(order_id=reply.order_id), metadata=auth)
+        seen = [o.status async for o in watch]
         assert seen[-1] == "COMPLETED"
-        order = await stub.GetOrder(ipb.GetOrderRequest(order_id=reply.order_id))
+        order = await stub.GetOrder(ipb.GetOrderRequest(order_id=reply.order_id), metadata=auth)
         assert [(ln.sku, ln.quantity) for ln in order.lines] == [("coffee-latte", 1)]
         with pytest.raises(grpc.aio.AioRpcError) as bad:
-            await stub.SubmitIntent(ipb.SubmitIntentRequest(user_id="u-1004", text=""))
+            await stub.SubmitIntent(ipb.SubmitIntentRequest(user_id="u-1004", text=""), metadata=auth)
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.aio.AioRpcError) as missing:
-            await stub.GetOrder(ipb.GetOrderRequest(order_id="ord_missing"))
+            await stub.GetOrder(ipb.GetOrderRequest(order_id="ord_missing"), metadata=auth)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 

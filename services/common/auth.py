@@ -1,0 +1,134 @@
+"""Who is speaking: bearer tokens (JWT) and API keys at the edge, signed user assertions on Kafka.
+
+Local run: HS256 with a generated secret (YIJU_JWT_SECRET). Production: RS256 tokens from the
+identity provider, verified against its JWKS (YIJU_JWKS_URL). API keys are stored only as SHA-256
+hashes (YIJU_API_KEYS_FILE). A principal is a user id; nothing else about money comes from a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import jwt
+
+from yiju.common.settings import Settings
+
+ASSERTION_AUDIENCE = "yiju-intake"
+
+
+class AuthError(Exception):
+    """Missing or invalid credentials."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    method: str  # "jwt" | "api_key"
+
+
+def issue_token(
+    user_id: str, settings: Settings, *, audience: str | None = None, ttl_s: int | None = None
+) -> str:
+    """Mints an HS256 token (local run and tests; production tokens come from the identity provider)."""
+    if not settings.jwt_secret:
+        raise AuthError("no YIJU_JWT_SECRET configured to sign tokens with")
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "iss": settings.jwt_issuer,
+        "aud": audience or settings.jwt_audience,
+        "iat": now,
+        "exp": now + (ttl_s or settings.token_ttl_s),
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def issue_user_assertion(user_id: str, settings: Settings, ttl_s: int = 300) -> str:
+    """A short-lived signed statement "this intent is from user X", for clients publishing to Kafka."""
+    return issue_token(user_id, settings, audience=ASSERTION_AUDIENCE, ttl_s=ttl_s)
+
+
+@lru_cache(maxsize=4)
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
+
+
+def _decode(token: str, settings: Settings, audience: str) -> dict:
+    options = {"require": ["sub", "exp", "iat"]}
+    try:
+        if settings.jwks_url and jwt.get_unverified_header(token).get("alg", "").startswith(
+            ("RS", "ES", "PS")
+        ):
+            key = _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token).key
+            return jwt.decode(
+                token,
+                key,
+                algorithms=["RS256", "ES256", "PS256"],
+                audience=audience,
+                issuer=settings.jwt_issuer,
+                options=options,
+                leeway=30,
+            )
+        if not settings.jwt_secret:
+            raise AuthError("token authentication is not configured")
+        return jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=["HS256"],
+            audience=audience,
+            issuer=settings.jwt_issuer,
+            options=options,
+            leeway=30,
+        )
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"invalid token: {exc}") from exc
+
+
+def verify_token(token: str, settings: Settings) -> Principal:
+    return Principal(str(_decode(token, settings, settings.jwt_audience)["sub"]), "jwt")
+
+
+def verify_user_assertion(assertion: str, user_id: str, settings: Settings) -> None:
+    if not assertion:
+        raise AuthError("missing user assertion")
+    if _decode(assertion, settings, ASSERTION_AUDIENCE)["sub"] != user_id:
+        raise AuthError("user assertion is for another user")
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _api_keys(path: str, mtime: float) -> dict[str, str]:
+    return dict(json.loads(Path(path).read_text()).get("keys", {}))
+
+
+def verify_api_key(key: str, settings: Settings) -> Principal:
+    if not settings.api_keys_file or not Path(settings.api_keys_file).exists():
+        raise AuthError("API keys are not configured")
+    path = settings.api_keys_file
+    keys = _api_keys(path, Path(path).stat().st_mtime)
+    digest = hash_api_key(key)
+    for stored, user_id in keys.items():
+        if hmac.compare_digest(stored, digest):
+            return Principal(user_id, "api_key")
+    raise AuthError("unknown API key")
+
+
+def authenticate(authorization: str | None, api_key: str | None, settings: Settings) -> Principal:
+    """The principal behind an Authorization header ("Bearer ...") or an X-API-Key header."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("Authorization must be 'Bearer <token>'")
+        return verify_token(token.strip(), settings)
+    if api_key:
+        return verify_api_key(api_key, settings)
+    raise AuthError("missing credentials: send 'Authorization: Bearer <token>' or 'X-API-Key'")
