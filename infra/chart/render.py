@@ -99,7 +99,7 @@ def values_args(profile: str, sets: list[str] | None = None) -> list[str]:
     return args
 
 
-def lint(helm_bin: str, profile: str) -> str:
+def lint(helm_bin: str, profile: str, sets: list[str] | None = None) -> str:
     """`helm lint --strict` (warnings fail too) for one profile."""
     return helm(
         helm_bin,
@@ -110,7 +110,7 @@ def lint(helm_bin: str, profile: str) -> str:
         KUBE_VERSION,
         "--namespace",
         NAMESPACE,
-        *values_args(profile),
+        *values_args(profile, sets=sets),
     )
 
 
@@ -126,6 +126,21 @@ def template(helm_bin: str, profile: str, sets: list[str] | None = None) -> str:
         KUBE_VERSION,
         *values_args(profile, sets=sets),
     )
+
+
+def notes(helm_bin: str, profile: str) -> str:
+    """NOTES.txt as `helm install` prints it (a client-side dry run; no cluster needed)."""
+    out = helm(
+        helm_bin,
+        "install",
+        RELEASE,
+        str(CHART),
+        "--dry-run=client",
+        "--namespace",
+        NAMESPACE,
+        *values_args(profile),
+    )
+    return out.partition("\nNOTES:\n")[2]
 
 
 def parse(stream: str) -> list[dict[str, Any]]:

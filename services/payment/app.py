@@ -10,7 +10,7 @@ from yiju.payment.wallet import Wallets
 def build() -> Service:
     service = Service("payment", grpc_port_setting="payment_port")
     wallets = Wallets(service.redis)
-    service.consume(Payments(service.catalog, wallets).router())
+    service.consume(Payments(service.catalog, wallets, service.settings.catalog_dir).router())
 
     async def open_accounts() -> None:
         await wallets.open_accounts(service.catalog)

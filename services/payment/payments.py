@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from yiju.common.catalog import Catalog
 from yiju.common.consumer import EventContext, EventRouter
+from yiju.common.mandates import mandate_for
 from yiju.common.topics import PAYMENT
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.payment.wallet import Wallets
@@ -14,7 +16,7 @@ from yiju.planning.policy import yuan
 log = logging.getLogger(__name__)
 
 
-def plan_problem(plan: ev.Plan, user_id: str, catalog: Catalog) -> str | None:
+def plan_problem(plan: ev.Plan, user_id: str, catalog: Catalog, catalog_dir: Path) -> str | None:
     """Checks the plan again against the catalog and the mandate: the money side trusts nobody."""
     user = catalog.user(user_id)
     if user is None:
@@ -38,16 +40,27 @@ def plan_problem(plan: ev.Plan, user_id: str, catalog: Catalog) -> str | None:
         return "plan subtotal or subsidy is inconsistent"
     if plan.total_fen != subtotal - plan.subsidy_fen or plan.total_fen <= 0:
         return "plan total is inconsistent"
+    mandate = mandate_for(user, catalog_dir)
+    blocked = {line.vertical for line in plan.lines} - mandate.allowed_verticals
+    if blocked:
+        return f"the mandate does not allow {', '.join(sorted(blocked))} orders"
     if plan.total_fen > user.spend_limit_per_order_fen:
         limit = yuan(user.spend_limit_per_order_fen)
         return f"total {yuan(plan.total_fen)} exceeds the per-order limit of {limit}"
     return None
 
 
+DECLINE_REASONS = {
+    "DECLINED": "insufficient wallet balance",
+    "OVER_DAILY_LIMIT": "the day's spending limit would be exceeded",
+}
+
+
 class Payments:
-    def __init__(self, catalog: Catalog, wallets: Wallets) -> None:
+    def __init__(self, catalog: Catalog, wallets: Wallets, catalog_dir: Path) -> None:
         self.catalog = catalog
         self.wallets = wallets
+        self.catalog_dir = catalog_dir
 
     def router(self) -> EventRouter:
         router = EventRouter(PAYMENT)
@@ -58,7 +71,7 @@ class Payments:
 
     async def on_plan_created(self, event: ev.PlanCreated, ctx: EventContext) -> None:
         order_id, user_id, plan = event.order_id, event.user_id, event.plan
-        problem = plan_problem(plan, user_id, self.catalog)
+        problem = plan_problem(plan, user_id, self.catalog, self.catalog_dir)
         if problem:
             ctx.emit(
                 ev.PaymentDeclined(
@@ -71,7 +84,9 @@ class Payments:
                 order_id,
             )
             return
-        movement = await self.wallets.authorize(user_id, order_id, plan.total_fen)
+        user = self.catalog.users[user_id]
+        per_day = mandate_for(user, self.catalog_dir).per_day_fen
+        movement = await self.wallets.authorize(user_id, order_id, plan.total_fen, per_day)
         if movement.status in ("AUTHORIZED", "CAPTURED", "VOIDED", "REFUNDED"):
             # Authorized now or before (a redelivery): the same event, with the same event id.
             ctx.emit(
@@ -85,9 +100,7 @@ class Payments:
                 order_id,
             )
         else:
-            reason = (
-                "insufficient wallet balance" if movement.status == "DECLINED" else "no wallet for this user"
-            )
+            reason = DECLINE_REASONS.get(movement.status, "no wallet for this user")
             ctx.emit(
                 ev.PaymentDeclined(
                     order_id=order_id,

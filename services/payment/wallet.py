@@ -11,6 +11,7 @@ from pathlib import Path
 from redis.asyncio.client import Redis
 
 from yiju.common.catalog import Catalog
+from yiju.common.mandates import daily_key, spend_day
 from yiju.common.redis import load_script
 
 _LUA = Path(__file__).parent / "lua"
@@ -55,9 +56,12 @@ class Wallets:
     def _keys(self, user_id: str, order_id: str) -> list[str]:
         return [wallet_key(user_id), payment_key(user_id, order_id), ledger_key(user_id)]
 
-    async def authorize(self, user_id: str, order_id: str, amount_fen: int) -> Movement:
+    async def authorize(
+        self, user_id: str, order_id: str, amount_fen: int, per_day_limit_fen: int
+    ) -> Movement:
         status, amount, auth_id = await self._authorize(
-            keys=self._keys(user_id, order_id), args=[amount_fen, order_id, user_id, f"auth-{order_id}"]
+            keys=[*self._keys(user_id, order_id), daily_key(user_id, spend_day())],
+            args=[amount_fen, order_id, user_id, f"auth-{order_id}", per_day_limit_fen],
         )
         return Movement(status, int(amount), auth_id)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 import grpc
 
 from yiju.common.catalog import Catalog, User
 from yiju.common.consumer import EventContext, EventRouter, RetryLater
 from yiju.common.decisions import DecisionStore
+from yiju.common.mandates import daily_key, mandate_for, spend_day
 from yiju.common.settings import Settings
 from yiju.common.topics import PLANNING
 from yiju.gen.events.v1 import order_events_pb2 as ev
@@ -31,6 +33,10 @@ _TRANSIENT = (
 )
 
 
+def _epoch_ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
 class Planner:
     def __init__(
         self,
@@ -45,6 +51,7 @@ class Planner:
         self.gateway = gateway
         self.subsidies = subsidies
         self.decisions = decisions
+        self.redis = decisions.redis
         self.settings = settings
 
     def router(self) -> EventRouter:
@@ -64,7 +71,22 @@ class Planner:
 
     async def on_order_confirmed(self, event: ev.OrderConfirmed, ctx: EventContext) -> None:
         decision = await self.decisions.get(event.order_id)
-        if isinstance(decision, ev.PlanAwaitingConfirmation):
+        if (
+            isinstance(decision, ev.PlanAwaitingConfirmation)
+            and ctx.meta.time
+            and _epoch_ms(ctx.meta.time) > decision.expires_at_ms
+        ):
+            await self.subsidies.release(event.order_id, decision.user_id)
+            ctx.emit(
+                ev.PlanRejected(
+                    order_id=event.order_id,
+                    user_id=decision.user_id,
+                    code="confirmation_expired",
+                    reason="the confirmation came after the order expired",
+                ),
+                event.order_id,
+            )
+        elif isinstance(decision, ev.PlanAwaitingConfirmation):
             ctx.emit(
                 ev.PlanCreated(order_id=event.order_id, user_id=decision.user_id, plan=decision.plan),
                 event.order_id,
@@ -132,7 +154,9 @@ class Planner:
             payer_account=f"wallet:{user.id}",
             catalog_version=self.catalog.version,
         )
-        verdict = policy.check(plan, user)
+        mandate = mandate_for(user, self.settings.catalog_dir)
+        spent_today = int(await self.redis.hget(daily_key(user_id, spend_day()), "spent") or 0)
+        verdict = policy.check(plan, mandate, spent_today)
         if verdict.verdict is policy.Verdict.REJECT:
             await self.subsidies.release(order_id, user_id)
             plan.subsidy_fen, plan.total_fen, plan.campaign_id = 0, subtotal, ""
@@ -140,7 +164,7 @@ class Planner:
                 order_id=order_id, user_id=user_id, code=verdict.code, reason=verdict.reason, plan=plan
             )
         if verdict.verdict is policy.Verdict.CONFIRM:
-            expires = int(time.time() * 1000) + self.settings.confirmation_ttl_s * 1000
+            expires = int(time.time() * 1000) + mandate.confirmation_ttl_s * 1000
             return ev.PlanAwaitingConfirmation(
                 order_id=order_id, user_id=user_id, plan=plan, reason=verdict.reason, expires_at_ms=expires
             )

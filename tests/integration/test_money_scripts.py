@@ -54,7 +54,7 @@ async def test_an_order_is_authorized_and_captured_at_most_once(
     wallets = Wallets(redis)
     user = f"wallet-test-{uuid.uuid4().hex[:6]}"
     await redis.hset(wallet_key(user), mapping={"balance": 10_000, "held": 0, "spent": 0})
-    results = await asyncio.gather(*(wallets.authorize(user, "ord-a", 4200) for _ in range(20)))
+    results = await asyncio.gather(*(wallets.authorize(user, "ord-a", 4200, 10**9) for _ in range(20)))
     assert {r.status for r in results} == {"AUTHORIZED"}
     assert await wallets.balance(user) == {"balance": 5800, "held": 4200, "spent": 0}
     captures = await asyncio.gather(*(wallets.capture(user, "ord-a") for _ in range(20)))
@@ -67,10 +67,22 @@ async def test_declines_and_voids_release_money(redis: aioredis.Redis) -> None:
     wallets = Wallets(redis)
     user = f"wallet-test-{uuid.uuid4().hex[:6]}"
     await redis.hset(wallet_key(user), mapping={"balance": 5_000, "held": 0, "spent": 0})
-    assert (await wallets.authorize(user, "big", 6000)).status == "DECLINED"
-    assert (await wallets.authorize(user, "ok", 3000)).status == "AUTHORIZED"
+    assert (await wallets.authorize(user, "big", 6000, 10**9)).status == "DECLINED"
+    assert (await wallets.authorize(user, "ok", 3000, 10**9)).status == "AUTHORIZED"
     assert (await wallets.void(user, "ok")).status == "VOIDED"
     assert (await wallets.void(user, "ok")).status == "VOIDED"
     assert (await wallets.capture(user, "ok")).status == "VOIDED"  # a voided hold can't be captured
     assert await wallets.balance(user) == {"balance": 5000, "held": 0, "spent": 0}
-    assert (await wallets.authorize("nobody", "x", 1)).status == "NO_WALLET"
+    assert (await wallets.authorize("nobody", "x", 1, 10**9)).status == "NO_WALLET"
+
+
+async def test_the_daily_limit_is_checked_atomically_with_the_hold(redis: aioredis.Redis) -> None:
+    wallets = Wallets(redis)
+    user = f"wallet-test-{uuid.uuid4().hex[:6]}"
+    await redis.hset(wallet_key(user), mapping={"balance": 100_000, "held": 0, "spent": 0})
+    results = await asyncio.gather(*(wallets.authorize(user, f"o{i}", 1000, 5000) for i in range(20)))
+    assert [r.status for r in results].count("AUTHORIZED") == 5
+    assert {r.status for r in results} == {"AUTHORIZED", "OVER_DAILY_LIMIT"}
+    first = next(i for i, r in enumerate(results) if r.status == "AUTHORIZED")
+    assert (await wallets.void(user, f"o{first}")).status == "VOIDED"  # a void gives the allowance back
+    assert (await wallets.authorize(user, "late", 1000, 5000)).status == "AUTHORIZED"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import REPO
 from yiju.common.catalog import Catalog
+from yiju.common.mandates import Mandate, mandate_for
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.model_gateway.tools import Action
 from yiju.payment.payments import plan_problem
@@ -60,18 +62,33 @@ def test_quantities_and_line_counts_are_capped(catalog: Catalog) -> None:
         _lines(catalog, *[Action("order_item", sku="coffee-latte")] * 11)
 
 
+def _mandate(catalog: Catalog, user: str) -> Mandate:
+    return mandate_for(catalog.users[user], REPO / "catalog")
+
+
 def test_policy_rejects_over_limit_and_asks_confirmation_above_threshold(catalog: Catalog) -> None:
-    user = catalog.users["u-1002"]  # limit 50000, confirm above 30000
-    assert policy.check(ev.Plan(total_fen=4200), user).verdict is policy.Verdict.APPROVE
-    assert policy.check(ev.Plan(total_fen=30001), user).verdict is policy.Verdict.CONFIRM
-    rejected = policy.check(ev.Plan(total_fen=599900), user)
+    mandate = _mandate(catalog, "u-1002")  # limit 50000 per order, 150000 per day, confirm above 30000
+    assert policy.check(ev.Plan(total_fen=4200), mandate).verdict is policy.Verdict.APPROVE
+    assert policy.check(ev.Plan(total_fen=30001), mandate).verdict is policy.Verdict.CONFIRM
+    rejected = policy.check(ev.Plan(total_fen=599900), mandate)
     assert rejected.verdict is policy.Verdict.REJECT
     assert "¥5,999.00" in rejected.reason
 
 
+def test_policy_enforces_the_daily_limit_and_allowed_verticals(catalog: Catalog) -> None:
+    mandate = _mandate(catalog, "u-1002")
+    assert mandate.per_day_fen == 150000
+    over = policy.check(ev.Plan(total_fen=20000), mandate, spent_today_fen=140000)
+    assert (over.verdict, over.code) == (policy.Verdict.REJECT, "over_daily_limit")
+    restricted = _mandate(catalog, "u-1003")  # mandates.json: food, grocery and rides only
+    retail = ev.Plan(lines=[ev.PlanLine(sku="fest-red-envelopes", vertical="retail")], total_fen=990)
+    blocked = policy.check(retail, restricted)
+    assert (blocked.verdict, blocked.code) == (policy.Verdict.REJECT, "vertical_not_allowed")
+
+
 def test_payment_accepts_an_honest_plan(catalog: Catalog) -> None:
     plan = _plan(catalog, _lines(catalog, Action("order_item", sku="tea-brown-sugar-boba", quantity=2)), 1000)
-    assert plan_problem(plan, "u-1002", catalog) is None
+    assert plan_problem(plan, "u-1002", catalog, REPO / "catalog") is None
 
 
 @pytest.mark.parametrize(
@@ -87,5 +104,5 @@ def test_payment_accepts_an_honest_plan(catalog: Catalog) -> None:
 def test_payment_refuses_a_tampered_plan(catalog: Catalog, tamper, why: str) -> None:
     plan = _plan(catalog, _lines(catalog, Action("order_item", sku="tea-brown-sugar-boba", quantity=2)), 1000)
     tamper(plan)
-    problem = plan_problem(plan, "u-1002", catalog)
+    problem = plan_problem(plan, "u-1002", catalog, REPO / "catalog")
     assert problem is not None and why in problem

@@ -5,6 +5,13 @@
 local status = redis.call('HGET', KEYS[2], 'status')
 local amount = tonumber(redis.call('HGET', KEYS[2], 'amount') or '0')
 local target = ARGV[1]
+-- Releasing money also gives back the day's spend (same hash tag as the wallet, so the same slot).
+local day_key = redis.call('HGET', KEYS[2], 'day_key')
+local function release_day()
+  if day_key then
+    redis.call('HINCRBY', day_key, 'spent', -amount)
+  end
+end
 if status == 'AUTHORIZED' and target == 'CAPTURED' then
   redis.call('HINCRBY', KEYS[1], 'held', -amount)
   redis.call('HINCRBY', KEYS[1], 'spent', amount)
@@ -15,6 +22,7 @@ end
 if status == 'AUTHORIZED' and target == 'VOIDED' then
   redis.call('HINCRBY', KEYS[1], 'held', -amount)
   redis.call('HINCRBY', KEYS[1], 'balance', amount)
+  release_day()
   redis.call('HSET', KEYS[2], 'status', 'VOIDED')
   redis.call('XADD', KEYS[3], '*', 'type', 'void', 'order', ARGV[2], 'amount', tostring(amount))
   return {'VOIDED', tostring(amount)}
@@ -22,6 +30,7 @@ end
 if status == 'CAPTURED' and target == 'VOIDED' then
   redis.call('HINCRBY', KEYS[1], 'spent', -amount)
   redis.call('HINCRBY', KEYS[1], 'balance', amount)
+  release_day()
   redis.call('HSET', KEYS[2], 'status', 'REFUNDED')
   redis.call('XADD', KEYS[3], '*', 'type', 'refund', 'order', ARGV[2], 'amount', tostring(amount))
   return {'REFUNDED', tostring(amount)}
