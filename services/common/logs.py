@@ -13,7 +13,7 @@ from opentelemetry import trace
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SECRET_KEYS = re.compile(r"(password|secret|token|authorization|api_key|apikey|assertion)", re.I)
-_PERSONAL_KEYS = re.compile(r"(^|[._])(addresses?|deliver_to|origin|destination|phone|email)$", re.I)
+_PERSONAL_KEYS = re.compile(r"(^|[._])(address(es)?|deliver_to|origin|destination|phone|email)$", re.I)
 
 
 def redact(key: str, value: Any) -> Any:
