@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 Hook = Callable[[], Awaitable[None]]
 
 # Default metrics ports for the local run; in Kubernetes every pod uses YIJU_METRICS_PORT.
+# A gRPC health name that answers SERVING while the process runs, whatever its dependencies do:
+# for liveness probes (readiness uses the overall status, which follows Kafka and Redis).
+LIVENESS_SERVICE = "liveness"
+
 DEFAULT_METRICS_PORTS = {
     "intent": 9101,
     "model_gateway": 9102,
@@ -44,7 +48,7 @@ class Service:
         self.settings: Settings = get_settings()
         setup_logging(name, self.settings.log_level)
         setup_tracing(name, self.settings.data_dir)
-        self.catalog: Catalog = load_catalog(self.settings.catalog_dir)
+        self.catalog: Catalog = load_catalog(self.settings.catalog_dir, self.settings.synthetic_users)
         self.redis: Redis = create_redis(self.settings)
         self.broker: KafkaBroker | None = create_broker(self.settings, name) if uses_kafka else None
         self.publisher: EventPublisher | None = (
@@ -137,6 +141,7 @@ class Service:
         enable_reflection(self.grpc_server, self.grpc_services)
         address = bind(self.grpc_server, self.settings, self.grpc_port)
         await self.grpc_server.start()
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         for hook in self.on_start:
             await hook()
         watcher = asyncio.create_task(self._watch_health())
