@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import uuid
 
 import grpc
@@ -14,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from tests.integration.conftest import FAILING_SKU, submit, wait_settled
 from yiju.common.auth import issue_user_assertion
 from yiju.common.envelope import build_headers, spec_for
-from yiju.common.orders import TERMINAL
+from yiju.common.orders import RANK, TERMINAL, OrderStatus
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.gen.intent.v1 import intent_pb2 as ipb
 from yiju.gen.intent.v1 import intent_pb2_grpc as ipb_grpc
@@ -281,10 +283,13 @@ async def test_grpc_api_submits_reads_and_streams(platform: LocalPlatform) -> No
 
 async def test_server_sent_events_stream_the_order_to_its_end(api: httpx.AsyncClient) -> None:
     order_id = await submit(api, "one coconut latte")
-    statuses = []
+    orders = []
     async with api.stream("GET", f"/v1/orders/{order_id}/events") as stream:
         async for line in stream.aiter_lines():
             if line.startswith("data: "):
-                statuses.append(httpx.Response(200, content=line[6:]).json()["status"])
+                orders.append(json.loads(line[6:]))
+    statuses = [o["status"] for o in orders]
     assert statuses[-1] == "COMPLETED"
-    assert statuses == sorted(set(statuses), key=statuses.index)  # each change once, in order
+    assert all(a != b for a, b in itertools.pairwise(orders))  # an event per change
+    ranks = [RANK[OrderStatus(s)] for s in statuses]
+    assert ranks == sorted(ranks)  # never backwards
