@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     data_dir: Path = REPO_ROOT / ".var"
     catalog_dir: Path = REPO_ROOT / "catalog"
     log_level: str = "INFO"
+    synthetic_users: int = 0  # load-test users load-u-000001.. added to the catalog (catalog.py)
 
     # Kafka (any Kafka-protocol cluster; every setting is configurable for production clusters)
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -77,13 +78,9 @@ class Settings(BaseSettings):
     dedup_ttl_s: int = 7 * 24 * 3600
     idempotency_ttl_s: int = 24 * 3600
 
-    # Model gateway
-    gateway_backends: str = "rules"  # priority order, comma separated: openai,transformers,rules
+    # Deadline of planning's calls to the model gateway (the gateway's own settings, backends
+    # included, live in services/model_gateway/config.py)
     gateway_timeout_s: float = 5.0
-    openai_base_url: str = ""
-    openai_api_key: str = ""
-    openai_model: str = "Qwen/Qwen3-8B"
-    transformers_model_dir: str = ""
 
     # Fulfilment simulators
     fulfilment_latency_ms: int = 2

@@ -8,7 +8,6 @@ only when named, so a rules-only gateway never imports httpx clients, torch or t
 from __future__ import annotations
 
 from yiju.common.catalog import Catalog
-from yiju.common.settings import Settings
 from yiju.model_gateway.backends.base import Backend
 from yiju.model_gateway.config import GatewaySettings
 
@@ -30,10 +29,3 @@ def build_backend(name: str, catalog: Catalog, gateway: GatewaySettings) -> Back
         return TransformersBackend(gateway.transformers)
     raise ValueError(f"unknown gateway backend {name!r} (known: rules, openai, transformers)")
 
-
-def build_backends(
-    settings: Settings, catalog: Catalog, gateway: GatewaySettings | None = None
-) -> list[Backend]:
-    gateway = gateway or GatewaySettings()
-    names = [n.strip() for n in settings.gateway_backends.split(",") if n.strip()]
-    return [build_backend(name, catalog, gateway) for name in names]
