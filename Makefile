@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN_STAMP := services/gen/.stamp
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help venv proto run test test-fast lint fmt bench bench-gateway chart helm chaos docs clean
+.PHONY: help venv proto run test test-fast lint fmt bench bench-gateway chart helm browser chaos docs clean
 HELM := .tools/bin/helm
 
 help:
@@ -37,7 +37,7 @@ proto: $(GEN_STAMP) ## regenerate protobuf and gRPC code into services/gen
 run: $(GEN_STAMP) ## start broker, Redis and all five services (Ctrl-C stops everything)
 	$(PY) -m yiju_infra.local.run
 
-test: $(GEN_STAMP) $(TEST_STAMP) $(HELM) ## lint, then the whole test suite (unit, integration, e2e)
+test: $(GEN_STAMP) $(TEST_STAMP) $(HELM) browser ## lint, then the whole test suite (unit, integration, e2e)
 	$(VENV)/bin/ruff check services infra tests
 	$(PY) -m pytest
 
@@ -54,6 +54,12 @@ chart: $(STAMP) $(HELM) ## helm lint + render charts/yiju per profile into build
 
 bench-gateway: $(GEN_STAMP) ## model gateway over gRPC: sentences/s, p50/p99, cache + single-flight savings (bench/gateway.json)
 	$(PY) -m yiju_infra.bench.gateway
+
+browser: $(STAMP) ## headless Chromium, chromedriver and Selenium for tests/browser (apt-get: root)
+	bash infra/browser/setup.sh $(PY)
+
+docs: $(GEN_STAMP) ## generate docs/generated: AsyncAPI per service, OpenAPI, proto reference
+	$(PY) infra/docs/build.py
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check services infra tests

@@ -315,19 +315,33 @@ def _decode_answer(response: httpx.Response) -> list[Span]:
         raise TraceQueryError(f"{response.request.url} answered something that is not JSON") from exc
 
 
-def fetch_remote(base: str, trace_id: str, timeout: float = DEFAULT_TIMEOUT_S) -> list[Span]:
-    """The trace's spans from a Jaeger/Tempo query API (blocking)."""
+def fetch_remote(
+    base: str,
+    trace_id: str,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> list[Span]:
+    """The trace's spans from a Jaeger/Tempo query API (blocking); an unknown trace has no spans."""
+    headers = {"Accept": "application/json"}
     try:
-        with httpx.Client(timeout=timeout, headers={"Accept": "application/json"}) as client:
+        with httpx.Client(timeout=timeout, headers=headers, transport=transport) as client:
             return _decode_answer(client.get(query_url(base, trace_id)))
     except httpx.HTTPError as exc:
         raise TraceQueryError(f"cannot query {query_url(base, trace_id)}: {exc}") from exc
 
 
-async def afetch_remote(base: str, trace_id: str, timeout: float = DEFAULT_TIMEOUT_S) -> list[Span]:
+async def afetch_remote(
+    base: str,
+    trace_id: str,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[Span]:
     """:func:`fetch_remote` for asyncio."""
+    headers = {"Accept": "application/json"}
     try:
-        async with httpx.AsyncClient(timeout=timeout, headers={"Accept": "application/json"}) as client:
+        async with httpx.AsyncClient(timeout=timeout, headers=headers, transport=transport) as client:
             return _decode_answer(await client.get(query_url(base, trace_id)))
     except httpx.HTTPError as exc:
         raise TraceQueryError(f"cannot query {query_url(base, trace_id)}: {exc}") from exc

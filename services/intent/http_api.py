@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yiju.common.auth import AuthError, Principal
+from yiju.intent.console.routes import mount_console
 from yiju.intent.edge import Edge, RateLimited
 from yiju.intent.health import PlatformHealth
 from yiju.intent.http_tracing import TracingMiddleware
@@ -204,4 +205,5 @@ def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth, edg
             {"status": "ok" if ok else "degraded", "services": services}, status_code=200 if ok else 503
         )
 
+    mount_console(app, ingest, orders, principal=current_principal)
     return app

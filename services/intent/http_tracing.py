@@ -8,6 +8,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yiju.common import telemetry
 
+UNTRACED = frozenset({"/healthz", "/livez", "/metrics", "/", "/ops", "/v1/ops/summary"})
+
 
 class TracingMiddleware:
     def __init__(self, app: ASGIApp) -> None:
@@ -15,7 +17,7 @@ class TracingMiddleware:
         self.tracer = trace.get_tracer("yiju.http")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in ("/healthz", "/livez", "/metrics"):
+        if scope["type"] != "http" or scope["path"] in UNTRACED or scope["path"].startswith("/console/"):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}

@@ -35,6 +35,7 @@ class Subsidies:
         """Seeds the budget once; a restart never resets what has been spent."""
         if self.campaign is not None:
             await self.redis.set(budget_key(self.campaign.id), self.campaign.budget_fen, nx=True)
+            await self.budget_left()
 
     def _keys(self, user_id: str, order_id: str) -> list[str]:
         assert self.campaign is not None
@@ -50,10 +51,11 @@ class Subsidies:
         """The subsidy for this order (0 when it does not qualify); the same answer every time it is asked."""
         if self.campaign is None or goods_total_fen < self.campaign.min_order_fen:
             return 0
-        granted = await self._reserve(
+        granted, left = await self._reserve(
             keys=self._keys(user_id, order_id),
             args=[self.campaign.discount_fen, self.campaign.per_user_max_uses, order_id, user_id],
         )
+        SUBSIDY_BUDGET_LEFT.labels(self.campaign.id).set(int(left))
         return int(granted)
 
     async def release(self, order_id: str, user_id: str) -> int:
