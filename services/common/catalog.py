@@ -7,6 +7,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Synthetic users for load tests (YIJU_SYNTHETIC_USERS=N): load-u-000001 ... load-u-N.
+SYNTHETIC_USER_PREFIX = "load-u-"
+SYNTHETIC_WALLET_FEN = 100_000_000_000  # ¥1,000,000,000
+SYNTHETIC_LIMIT_FEN = 100_000_000  # ¥1,000,000 per order, and no confirmation below it
+_SYNTHETIC_ADDRESSES = {"home": "Load Test Road 1", "office": "Load Test Tower 2"}
+
 
 @dataclass(frozen=True, slots=True)
 class Merchant:
@@ -76,7 +82,32 @@ class Catalog:
         return next(iter(self.campaigns.values()), None)
 
 
-def load_catalog(directory: Path) -> Catalog:
+def synthetic_user_id(n: int) -> str:
+    """The id of synthetic (load-test) user number n, counting from 1: load-u-000001, ..."""
+    return f"{SYNTHETIC_USER_PREFIX}{n:06d}"
+
+
+def synthetic_users(count: int) -> dict[str, User]:
+    """`count` load-test users with a big wallet and big limits (so a load test is never declined, held
+    for confirmation or over a daily limit) and the two standard saved places."""
+    users: dict[str, User] = {}
+    for n in range(1, count + 1):
+        uid = synthetic_user_id(n)
+        users[uid] = User(
+            id=uid,
+            name=f"Load User {n:06d}",
+            locale="zh-CN" if n % 2 else "en-SG",
+            wallet_fen=SYNTHETIC_WALLET_FEN,
+            spend_limit_per_order_fen=SYNTHETIC_LIMIT_FEN,
+            confirm_above_fen=SYNTHETIC_LIMIT_FEN,
+            addresses=dict(_SYNTHETIC_ADDRESSES),
+        )
+    return users
+
+
+def load_catalog(directory: Path, synthetic_users_count: int = 0) -> Catalog:
+    """The catalog under `directory`; with `synthetic_users_count` (YIJU_SYNTHETIC_USERS), that many
+    load-test users are added after the demo users (see `synthetic_users`)."""
     raw_catalog = (directory / "catalog.json").read_bytes()
     raw_users = (directory / "users.json").read_bytes()
     data = json.loads(raw_catalog)
@@ -123,4 +154,7 @@ def load_catalog(directory: Path) -> Catalog:
         )
         for u in users["users"]
     }
+    if synthetic_users_count > 0:
+        for uid, user in synthetic_users(synthetic_users_count).items():
+            user_map.setdefault(uid, user)
     return Catalog(version, data.get("currency", "CNY"), merchants, products, campaigns, user_map)
