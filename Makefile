@@ -61,6 +61,9 @@ browser: $(STAMP) ## headless Chromium, chromedriver and Selenium for tests/brow
 docs: $(GEN_STAMP) ## generate docs/generated: AsyncAPI per service, OpenAPI, proto reference
 	$(PY) infra/docs/build.py
 
+chaos: $(GEN_STAMP) ## kill -9 chaos run: 10,000 sentences while services and Redis are killed; writes chaos-report.json
+	$(PY) -m yiju_infra.chaos.run $(CHAOS_ARGS)
+
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check services infra tests
 	$(VENV)/bin/ruff format --check services infra tests

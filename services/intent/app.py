@@ -19,6 +19,7 @@ from yiju.intent.ingest import Ingest
 from yiju.intent.orders import OrderActions
 from yiju.intent.projection import Projection
 from yiju.intent.store import OrderStore
+from yiju.intent.sweeper import install_sweeper
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -40,6 +41,7 @@ def build() -> Service:
     edge = Edge(service.redis, settings)
     service.consume(ingest.intake_router())
     service.consume(Projection(store).router())
+    install_sweeper(service, store)
     pb_grpc.add_IntentServiceServicer_to_server(IntentServicer(ingest, orders, edge), service.grpc_server)
     service.grpc_services.append(pb.DESCRIPTOR.services_by_name["IntentService"].full_name)
 

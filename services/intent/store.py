@@ -12,11 +12,19 @@ from typing import Any
 import orjson
 from redis.asyncio.client import Redis
 
-from yiju.common.orders import RANK, OrderStatus, is_settled
+from yiju.common.orders import RANK, TERMINAL_RANK, OrderStatus, is_settled
 from yiju.common.redis import load_script
 
 _LUA = Path(__file__).parent / "lua"
 ORDER_TTL_S = 30 * 24 * 3600
+# Open (not terminal) orders scored by the time of their last change, in ms: the sweeper's work list.
+# Kept next to the Lua calls in the same pipeline (not inside the scripts, so every script still touches
+# one hash slot only); the order hash stays the truth and the sweeper re-checks it before acting.
+OPEN_ORDERS_KEY = "orders:open"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def order_key(order_id: str) -> str:
@@ -42,7 +50,13 @@ class OrderStore:
         self, order_id: str, user_id: str, text: str, locale: str, at: str, trace_id: str
     ) -> bool:
         keys = [order_key(order_id), history_key(order_id)]
-        return bool(await self._create(keys=keys, args=[user_id, text, locale, at, trace_id, ORDER_TTL_S]))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(OPEN_ORDERS_KEY, {order_id: now_ms()}, nx=True)
+            await self._create(
+                keys=keys, args=[user_id, text, locale, at, trace_id, ORDER_TTL_S], client=pipe
+            )
+            _, created = await pipe.execute()
+        return bool(created)
 
     async def apply(
         self,
@@ -55,7 +69,37 @@ class OrderStore:
         args: list[Any] = [status or "", RANK[status] if status else 0, at, reason, updates_channel(order_id)]
         for name, (rank, value) in (sections or {}).items():
             args += [name, rank, orjson.dumps(value).decode()]
-        return bool(await self._apply(keys=[order_key(order_id), history_key(order_id)], args=args))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._apply(keys=[order_key(order_id), history_key(order_id)], args=args, client=pipe)
+            pipe.zadd(OPEN_ORDERS_KEY, {order_id: now_ms()}, xx=True, gt=True)
+            pipe.hget(order_key(order_id), "rank")
+            changed, _, rank = await pipe.execute()
+        if int(rank or 0) >= TERMINAL_RANK:
+            await self.redis.zrem(OPEN_ORDERS_KEY, order_id)
+        return bool(changed)
+
+    async def open_orders(self, idle_since_ms: int, limit: int = 200) -> list[tuple[str, int]]:
+        """Open orders whose last change is at or before `idle_since_ms`, oldest first, with that time."""
+        rows = await self.redis.zrangebyscore(
+            OPEN_ORDERS_KEY, "-inf", idle_since_ms, start=0, num=limit, withscores=True
+        )
+        return [(order_id, int(score)) for order_id, score in rows]
+
+    async def touch(self, order_id: str, at_ms: int) -> None:
+        """Moves an open order's next look to `at_ms` (only if it is still in the open set)."""
+        await self.redis.zadd(OPEN_ORDERS_KEY, {order_id: at_ms}, xx=True)
+
+    async def forget(self, order_id: str) -> None:
+        """Takes an order off the open set (it is terminal, or its document is gone)."""
+        await self.redis.zrem(OPEN_ORDERS_KEY, order_id)
+
+    async def raw(self, order_id: str) -> tuple[dict[str, str], list[str]]:
+        """The order hash and its history entries ("STATUS|at"), as stored."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(order_key(order_id))
+            pipe.lrange(history_key(order_id), 0, -1)
+            doc, history = await pipe.execute()
+        return doc, history
 
     async def decide(self, order_id: str, decision: str) -> tuple[bool, str]:
         ok, detail = await self._decide(keys=[order_key(order_id)], args=[decision])

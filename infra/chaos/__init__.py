@@ -1,0 +1,1 @@
+"""Chaos runs: the platform under load while processes are killed with SIGKILL (`make chaos`)."""

@@ -1,0 +1,300 @@
+"""`make chaos` (`python -m yiju_infra.chaos.run`): the whole platform under load while its processes are
+killed with SIGKILL, then proof that nothing was lost and no money moved twice.
+
+1. Starts a LocalPlatform on free ports (own data dir; the watcher restarts whatever dies) with a failing
+   SKU injected (YIJU_FULFILMENT_FAIL_SKUS), load-test users, short confirmations and a quick sweep.
+2. Submits N sentences (default 10,000) at a steady rate: successes, declines, clarifications,
+   rejections, injected fulfilment failures and orders waiting for confirmation (confirmed, cancelled
+   or left to expire); each with its own idempotency key, some submitted twice.
+3. Meanwhile SIGKILLs a random service every few seconds, and Redis at set points of the run. Never
+   the broker: the local tansu keeps everything in memory and would restart empty.
+4. Waits until every order is terminal, then checks: lost orders, duplicate captures, double subsidies,
+   budget overspending and a full reconciliation (events vs ledgers vs Redis); writes
+   chaos-report.json and prints a table. Exit 1 if any of those is not zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from yiju.common.catalog import load_catalog
+from yiju.common.redis import create_redis
+from yiju_infra.chaos import workload
+from yiju_infra.chaos.catalog import prepare_catalog
+from yiju_infra.chaos.checks import verify
+from yiju_infra.chaos.driver import Driver, Tokens
+from yiju_infra.chaos.killer import Killer
+from yiju_infra.local.platform import LocalPlatform
+
+log = logging.getLogger("yiju.chaos")
+MUST_BE_ZERO = (
+    "lost",
+    "not_accepted",
+    "duplicate_captures",
+    "double_subsidies",
+    "budget_overspent_fen",
+    "ledger_diff_fen",
+    "inconsistent_orders",
+    "idempotency_mismatches",
+    "held_left_fen",
+)
+
+
+@dataclass
+class ChaosConfig:
+    sentences: int = 10_000
+    rate: float = 25.0  # sentences per second
+    concurrency: int = 64
+    kill_every_s: float = 6.0  # mean time between kills (uniform ±50%)
+    redis_at: tuple[float, ...] = (0.3, 0.7)  # Redis is killed at these fractions of the submission time
+    seed: int = 7
+    synthetic_users: int = 200
+    sweep_after_s: float = 60.0
+    sweep_interval_s: float = 2.0
+    confirmation_ttl_s: int = 20
+    settle_timeout_s: float = 300.0
+    data_dir: Path | None = None
+    report_path: Path | None = Path("chaos-report.json")
+    progress: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def platform_env(self, catalog_dir: Path) -> dict[str, str]:
+        return {
+            "YIJU_FULFILMENT_FAIL_SKUS": workload.FAILING_SKU,
+            "YIJU_SYNTHETIC_USERS": str(self.synthetic_users),
+            "YIJU_CATALOG_DIR": str(catalog_dir),
+            "YIJU_SWEEP_AFTER_S": str(self.sweep_after_s),
+            "YIJU_SWEEP_INTERVAL_S": str(self.sweep_interval_s),
+            "YIJU_EDGE_RATE_PER_USER_PER_S": "100000",
+            "YIJU_EDGE_RATE_BURST": "100000",
+            "YIJU_LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
+
+
+class View:
+    """The progress bars (or nothing, in tests)."""
+
+    def __init__(self, enabled: bool, console: Console) -> None:
+        self.progress = (
+            Progress(
+                TextColumn("{task.description:<34}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            if enabled
+            else None
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> View:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def bar(self, name: str, description: str, total: int) -> None:
+        if self.progress is not None:
+            self.tasks[name] = self.progress.add_task(description, total=total)
+
+    def update(self, name: str, **kwargs: Any) -> None:
+        if self.progress is not None and name in self.tasks:
+            self.progress.update(self.tasks[name], **kwargs)
+
+
+def _prepare(config: ChaosConfig) -> tuple[Path, Path]:
+    """The run's data dir (a new temporary one unless given) and its catalog copy."""
+    data_dir = Path(config.data_dir or tempfile.mkdtemp(prefix="yiju-chaos-")).resolve()
+    return data_dir, prepare_catalog(data_dir / "catalog", confirmation_ttl_s=config.confirmation_ttl_s)
+
+
+async def run_chaos(config: ChaosConfig, console: Console | None = None) -> dict[str, Any]:
+    """Runs one chaos experiment; returns the report (also written to config.report_path)."""
+    console = console or Console(stderr=True)
+    began = time.monotonic()
+    phases: dict[str, float] = {}
+    data_dir, catalog_dir = _prepare(config)
+    sentences = workload.build(config.sentences, seed=config.seed, synthetic_users=config.synthetic_users)
+    platform = LocalPlatform.on_free_ports(
+        data_dir, extra_env=config.platform_env(catalog_dir), auto_restart=True
+    )
+    async with platform:
+        await platform.start_infra()
+        await platform.start_services()
+        await platform.wait_ready(timeout=180)
+        phases["start_s"] = round(time.monotonic() - began, 1)
+        redis = create_redis(url=platform.redis_url)
+        settings = platform.settings()
+        driver = Driver(platform.api_url, Tokens(data_dir, settings), redis, config.rate, config.concurrency)
+        killer = Killer(
+            platform, config.kill_every_s, len(sentences) / config.rate, config.redis_at, config.seed
+        )
+        try:
+            with View(config.progress, console) as view:
+                view.bar("submit", "submitting (kills: 0)", len(sentences))
+
+                def submitted() -> None:
+                    view.update("submit", advance=1, description=f"submitting (kills: {len(killer.kills)})")
+
+                driver.on_submitted = submitted
+                stop = asyncio.Event()
+                side = [asyncio.create_task(killer.run(stop)), asyncio.create_task(driver.answer_loop(stop))]
+                t0 = time.monotonic()
+                try:
+                    await driver.submit_all(sentences)
+                finally:
+                    stop.set()
+                    await asyncio.gather(*side)
+                if config.redis_at and "redis" not in killer.by_target():
+                    killer.kill_now("redis")
+                phases["submit_s"] = round(time.monotonic() - t0, 1)
+                t0 = time.monotonic()
+                await platform.wait_ready(timeout=180, fail_fast=False)  # everything back
+                await driver.resolve_unknown()
+                accepted = sum(1 for s in driver.submissions if s.order_id)
+                view.bar("settle", "waiting for every order to settle", accepted)
+                statuses = await driver.settle(
+                    config.settle_timeout_s, lambda done, total: view.update("settle", completed=done)
+                )
+                phases["settle_s"] = round(time.monotonic() - t0, 1)
+            t0 = time.monotonic()
+            campaign = load_catalog(catalog_dir).campaign
+            findings, _ = await verify(settings, redis, campaign, driver.submissions, statuses)
+            phases["verify_s"] = round(time.monotonic() - t0, 1)
+        finally:
+            await redis.aclose()
+        restarts = dict(platform.restarts)
+    report: dict[str, Any] = {
+        "sentences": len(sentences),
+        **{k: findings.figures[k] for k in ("submitted", "reached_terminal", "lost")},
+        "duplicate_captures": findings.figures["duplicate_captures"],
+        "double_subsidies": findings.figures["double_subsidies"],
+        "budget_overspent_fen": findings.figures["budget_overspent_fen"],
+        "ledger_diff_fen": findings.figures["ledger_diff_fen"],
+        "kills": len(killer.kills),
+        "wall_s": round(time.monotonic() - began, 1),
+        **{k: v for k, v in findings.figures.items() if k not in ("submitted", "reached_terminal", "lost")},
+        "kills_by_target": killer.by_target(),
+        "kill_log": [asdict(k) for k in killer.kills],
+        "restarts": restarts,
+        "requests": driver.requests,
+        "client_retries": driver.retries,
+        "phases": phases,
+        "rate_per_s": config.rate,
+        "throughput_per_s": round(
+            len(sentences) / max(phases.get("submit_s", 1) + phases.get("settle_s", 0), 1), 1
+        ),
+        "examples": findings.examples,
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "data_dir": str(data_dir),
+        "broker_storage": "memory (never killed: it would restart empty)",
+        "ok": all(findings.figures.get(k, 0) == 0 for k in MUST_BE_ZERO),
+    }
+    if config.report_path is not None:
+        config.report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return report
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"chaos run: {report['sentences']} sentences, {report['kills']} kills, {report['wall_s']} s"
+    )
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    rows = [
+        "submitted",
+        "reached_terminal",
+        "lost",
+        "not_accepted",
+        "duplicate_captures",
+        "duplicate_authorizations",
+        "double_subsidies",
+        "budget_overspent_fen",
+        "ledger_diff_fen",
+        "held_left_fen",
+        "inconsistent_orders",
+        "idempotency_mismatches",
+        "settled_by_sweeper",
+        "kills",
+    ]
+    for name in rows:
+        value = report.get(name, 0)
+        style = "red" if name in MUST_BE_ZERO and value else "green" if name in MUST_BE_ZERO else ""
+        table.add_row(name, f"[{style}]{value}[/{style}]" if style else str(value))
+    table.add_row(
+        "kills by target", ", ".join(f"{k} {v}" for k, v in sorted(report["kills_by_target"].items()))
+    )
+    table.add_row("statuses", ", ".join(f"{k} {v}" for k, v in sorted(report["statuses"].items())))
+    if report.get("unexpected_outcomes"):
+        table.add_row("unexpected outcomes", json.dumps(report["unexpected_outcomes"]))
+    table.add_row("dead letters", json.dumps(report.get("dead_letters", {})) or "none")
+    table.add_row("phases (s)", json.dumps(report["phases"]))
+    table.add_row("verdict", "[green]OK[/green]" if report["ok"] else "[red]FAILED[/red]")
+    return table
+
+
+def parse_args(argv: list[str] | None = None) -> ChaosConfig:
+    p = argparse.ArgumentParser(prog="python -m yiju_infra.chaos.run", description=__doc__.split("\n")[0])
+    p.add_argument("--sentences", "-n", type=int, default=10_000)
+    p.add_argument("--rate", type=float, default=25.0, help="sentences per second (default 25)")
+    p.add_argument("--kill-every", type=float, default=6.0, help="mean seconds between kills (default 6)")
+    p.add_argument("--redis-at", default="0.3,0.7", help="fractions of the run at which Redis is killed")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--synthetic-users", type=int, default=200)
+    p.add_argument("--sweep-after", type=float, default=60.0, help="YIJU_SWEEP_AFTER_S for the run")
+    p.add_argument("--settle-timeout", type=float, default=300.0)
+    p.add_argument("--data-dir", type=Path, help="default: a new temporary directory")
+    p.add_argument("--report", type=Path, default=Path("chaos-report.json"))
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    return ChaosConfig(
+        sentences=a.sentences,
+        rate=a.rate,
+        kill_every_s=a.kill_every,
+        redis_at=tuple(float(x) for x in a.redis_at.split(",") if x.strip()),
+        seed=a.seed,
+        synthetic_users=a.synthetic_users,
+        sweep_after_s=a.sweep_after,
+        settle_timeout_s=a.settle_timeout,
+        data_dir=a.data_dir,
+        report_path=a.report,
+        progress=not a.no_progress,
+    )
+
+
+async def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    console = Console(stderr=True)
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+        force=True,
+    )
+    report = await run_chaos(config, console)
+    Console().print(summary_table(report))
+    print(f"report: {config.report_path}", file=sys.stderr)
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,339 @@
+"""The timeout sweep: no order is left hanging.
+
+Every open order sits in a Redis sorted set scored by the time of its last change (see
+`yiju.intent.store.OPEN_ORDERS_KEY`). Every `YIJU_SWEEP_INTERVAL_S` one intent replica (the holder of a
+Redis lock with a TTL) looks at the orders idle for longer than `YIJU_SWEEP_AFTER_S`:
+
+* AWAITING_CONFIRMATION past its expiry is cancelled ("confirmation expired"), through the same atomic
+  decision as a user's cancel; planning gives the subsidy back on OrderCancelled.
+* ACCEPTED, PLANNED, AUTHORIZED, FULFILLED (and a confirmed order still waiting for its plan) are first
+  *re-driven*: the event the stuck step consumes is published again with a new, deterministic event id
+  (`<type>/redrive/<n>`), so the consumer's de-duplication does not drop it. Every consumer is idempotent
+  per order (remembered decisions, wallet scripts keyed by order id), so a re-drive never moves money
+  or dispatches twice; it resumes an order whose event was lost (intent died between creating the order
+  and publishing it) or dead-lettered by a transient fault.
+* After `YIJU_SWEEP_REDRIVES` re-drives the order is *compensated*. Fulfilment's remembered outcome
+  (`decision:fulfilment:<order>`, SET NX) is the one point where "cancel" and "dispatch" meet: the sweeper
+  claims it as failed. If it wins, nothing can be dispatched for the order any more, and any
+  authorization payment holds now or later is voided (payment voids on FulfilmentFailed):
+  ACCEPTED and PLANNED ("payment timed out") orders are cancelled (OrderCancelled: planning releases
+  the subsidy), an AUTHORIZED order fails ("fulfilment timed out": FulfilmentFailed, payment voids).
+  If fulfilment had decided first, that outcome is re-driven instead (capture or void).
+* FULFILLED orders (goods out) are never cancelled: the capture is re-driven with backoff and counted
+  as stuck (`yiju_sweeper_actions_total{action="stuck"}`) for an operator (see the dead letters).
+
+A pass is skipped while this process's order projection lags by more than `YIJU_SWEEP_MAX_LAG` records
+(statuses would be stale). Several replicas are safe: one holds the lock; and if two ever act on one
+order, the same attempt yields the same event id and every claim is atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import Counter as Tally
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from google.protobuf.message import Message
+from prometheus_client import Counter
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.asyncio.client import Redis
+
+from yiju.common.broker import EventPublisher
+from yiju.common.decisions import DecisionStore
+from yiju.common.envelope import event_id, spec_for
+from yiju.common.metrics import CONSUMER_LAG
+from yiju.common.orders import RANK, TERMINAL_RANK, OrderStatus
+from yiju.common.redis import INFRA_ERRORS
+from yiju.common.settings import Settings
+from yiju.common.topics import INTENT_PROJECTION
+from yiju.gen.events.v1 import order_events_pb2 as ev
+from yiju.intent.store import OrderStore, now_ms
+
+if TYPE_CHECKING:
+    from yiju.common.service import Service
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+
+SWEEPS = Counter("yiju_sweeper_actions_total", "What the timeout sweep did to idle orders", ["action"])
+LOCK_KEY = "sweeper:lock"
+CONFIRMED = "CONFIRMED"  # AWAITING_CONFIRMATION with the user's confirmation recorded
+_LOCK_LUA = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_UNLOCK_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+CANCEL_REASONS = {
+    S.ACCEPTED: "not planned in time",
+    CONFIRMED: "not planned in time after the confirmation",
+    S.PLANNED: "payment timed out",
+}
+
+
+class SweepSettings(BaseSettings):
+    """YIJU_SWEEP_* settings."""
+
+    model_config = SettingsConfigDict(env_prefix="YIJU_SWEEP_", extra="ignore")
+
+    enabled: bool = True
+    after_s: float = 120.0  # an order idle this long is looked at
+    interval_s: float = 5.0  # how often the lock holder sweeps
+    redrives: int = 1  # re-drives of a stuck step before it is compensated
+    batch: int = 200  # orders looked at per sweep
+    max_lag: int = 1000  # skip a sweep while the order projection is this many records behind
+
+    @property
+    def lock_ttl_ms(self) -> int:
+        return int(max(10.0, 3 * self.interval_s) * 1000)
+
+
+def _epoch_ms(iso: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def _since(history: list[str], status: str) -> int | None:
+    """When the order entered `status` (from its history entries "STATUS|at"), in ms."""
+    times = [_epoch_ms(at) for s, _, at in (h.partition("|") for h in history) if s == status]
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
+
+class Sweeper:
+    """Finds idle orders and resumes or compensates them (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: OrderStore,
+        publisher: EventPublisher,
+        redis: Redis,
+        settings: Settings,
+        config: SweepSettings | None = None,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.redis = redis
+        self.settings = settings
+        self.config = config or SweepSettings()
+        self.planning = DecisionStore(redis, "planning", settings.dedup_ttl_s)
+        self.fulfilment = DecisionStore(redis, "fulfilment", settings.dedup_ttl_s)
+        self.token = uuid.uuid4().hex
+        self._lock = redis.register_script(_LOCK_LUA)
+        self._unlock = redis.register_script(_UNLOCK_LUA)
+        self._task: asyncio.Task[None] | None = None
+
+    # ----- lifecycle
+
+    async def start(self) -> None:
+        if self.config.enabled:
+            self._task = asyncio.create_task(self.run(), name="yiju-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(*INFRA_ERRORS):
+            await self._unlock(keys=[LOCK_KEY], args=[self.token])
+
+    async def run(self) -> None:
+        while True:
+            try:
+                done = await self.sweep_once()
+                if done:
+                    log.info("sweep", extra={"actions": dict(done)})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis or Kafka away: try again next time
+                log.warning("sweep failed", extra={"error": repr(exc)})
+            await asyncio.sleep(self.config.interval_s)
+
+    async def hold_lock(self) -> bool:
+        """Takes or renews the sweep lock; True while this replica is the one sweeping."""
+        return bool(await self._lock(keys=[LOCK_KEY], args=[self.token, self.config.lock_ttl_ms]))
+
+    # ----- sweeping
+
+    @staticmethod
+    def projection_lag() -> int:
+        """Records the order projection of this process has not applied yet (its consumer's lag)."""
+        return int(
+            sum(
+                sample.value
+                for metric in CONSUMER_LAG.collect()
+                for sample in metric.samples
+                if sample.labels.get("group") == INTENT_PROJECTION.name
+            )
+        )
+
+    async def sweep_once(self, now: int | None = None) -> Tally[str]:
+        """One pass over the idle orders (if this replica holds the lock); returns what it did."""
+        done: Tally[str] = Tally()
+        if not await self.hold_lock():
+            return done
+        if self.projection_lag() > self.config.max_lag:  # statuses are stale: idle may only mean "behind"
+            done["skipped_behind"] += 1
+            return done
+        now = now if now is not None else now_ms()
+        idle_before = now - int(self.config.after_s * 1000)
+        for order_id, _ in await self.store.open_orders(idle_before, self.config.batch):
+            action = await self.sweep_order(order_id, now)
+            done[action] += 1
+            SWEEPS.labels(action).inc()
+        return done
+
+    async def sweep_order(self, order_id: str, now: int) -> str:
+        doc, history = await self.store.raw(order_id)
+        if not doc.get("user_id"):  # gone (TTL), or a stray event for an order nobody created
+            await self.store.forget(order_id)
+            return "forgotten"
+        status = doc.get("status", "")
+        if int(doc.get("rank", 0)) >= TERMINAL_RANK or status not in RANK:
+            await self.store.forget(order_id)
+            return "closed"
+        if status == S.AWAITING_CONFIRMATION and doc.get("decision") != "confirmed":
+            return await self._expire(order_id, doc, history, now)
+        step = CONFIRMED if status == S.AWAITING_CONFIRMATION else status
+        attempts = await self._attempts(order_id, step)
+        await self._note(order_id, step, attempts + 1)
+        if attempts < self.config.redrives and await self._redrive(order_id, step, doc, attempts + 1):
+            await self.store.touch(order_id, now)
+            log.warning("order re-driven", extra={"order_id": order_id, "status": step, "n": attempts + 1})
+            return "redriven"
+        return await self._compensate(order_id, step, doc, now, attempts + 1)
+
+    async def _expire(self, order_id: str, doc: dict[str, str], history: list[str], now: int) -> str:
+        decision = await self.planning.get(order_id)
+        if isinstance(decision, ev.PlanAwaitingConfirmation) and decision.expires_at_ms:
+            expires = decision.expires_at_ms
+        else:
+            since = _since(history, S.AWAITING_CONFIRMATION) or now
+            expires = since + self.settings.confirmation_ttl_s * 1000
+        if now < expires:  # look again when it expires
+            await self.store.touch(order_id, expires - int(self.config.after_s * 1000))
+            return "waiting"
+        ok, _ = await self.store.decide(order_id, "cancelled")
+        if not ok:  # the user answered meanwhile
+            return "raced"
+        await self._publish(
+            ev.OrderCancelled(order_id=order_id, user_id=doc["user_id"], reason="confirmation expired")
+        )
+        await self.store.touch(order_id, now)
+        log.info("confirmation expired", extra={"order_id": order_id})
+        return "expired"
+
+    async def _attempts(self, order_id: str, step: str) -> int:
+        seen = await self.redis.hgetall(f"sweep:{order_id}")
+        return int(seen.get("n", 0)) if seen.get("step") == step else 0
+
+    async def _note(self, order_id: str, step: str, n: int) -> None:
+        key = f"sweep:{order_id}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping={"step": step, "n": n})
+            pipe.expire(key, self.settings.dedup_ttl_s)
+            await pipe.execute()
+
+    async def _plan(self, order_id: str, user_id: str) -> ev.PlanCreated | None:
+        decision = await self.planning.get(order_id)
+        if isinstance(decision, ev.PlanCreated):
+            return decision
+        if isinstance(decision, ev.PlanAwaitingConfirmation):
+            return ev.PlanCreated(order_id=order_id, user_id=user_id, plan=decision.plan)
+        return None
+
+    async def _redrive(self, order_id: str, step: str, doc: dict[str, str], n: int) -> bool:
+        """Publishes again what the stuck step consumes, under a new event id; False if it cannot."""
+        user_id = doc["user_id"]
+        message: Message | None = None
+        if step == S.ACCEPTED:
+            message = ev.IntentAccepted(
+                order_id=order_id,
+                user_id=user_id,
+                text=doc.get("text", ""),
+                locale=doc.get("locale", ""),
+                accepted_at_ms=_epoch_ms(doc.get("created_at", "")) or 0,
+            )
+        elif step == CONFIRMED:
+            message = ev.OrderConfirmed(order_id=order_id, user_id=user_id)
+        elif step == S.PLANNED:
+            message = await self._plan(order_id, user_id)
+        elif step == S.AUTHORIZED:
+            planned = await self._plan(order_id, user_id)
+            if planned is not None:
+                message = ev.PaymentAuthorized(
+                    order_id=order_id,
+                    user_id=user_id,
+                    amount_fen=planned.plan.total_fen,
+                    authorization_id=f"auth-{order_id}",
+                    plan=planned.plan,
+                )
+        elif step == S.FULFILLED:
+            message = await self.fulfilment.get(order_id)
+        if message is None:
+            return False
+        await self._publish(message, redrive=n)
+        return True
+
+    async def _compensate(self, order_id: str, step: str, doc: dict[str, str], now: int, n: int) -> str:
+        user_id = doc["user_id"]
+        after_ms = int(self.config.after_s * 1000)
+        if step == S.FULFILLED:  # goods are out: never cancel; keep asking for the capture, with backoff
+            if await self._redrive(order_id, step, doc, n):
+                SWEEPS.labels("redriven").inc()
+            await self.store.touch(order_id, now + after_ms * 2 ** min(n, 6))
+            log.error("order stuck after fulfilment: capture missing", extra={"order_id": order_id})
+            return "stuck"
+        reason = (
+            "fulfilment timed out" if step == S.AUTHORIZED else f"order cancelled: {CANCEL_REASONS[step]}"
+        )
+        guard = ev.FulfilmentFailed(order_id=order_id, user_id=user_id, reason=reason)
+        standing = await self.fulfilment.remember(order_id, guard)
+        await self.store.touch(order_id, now)
+        if standing != guard:  # fulfilment decided first: let payment settle on that outcome
+            await self._publish(standing, redrive=n)
+            log.warning("fulfilment outcome re-driven", extra={"order_id": order_id, "status": step})
+            return "redriven"
+        if step == S.AUTHORIZED:
+            await self._publish(guard)  # payment voids the authorization
+            log.warning("fulfilment timed out", extra={"order_id": order_id})
+            return "timed_out"
+        await self._publish(
+            ev.OrderCancelled(order_id=order_id, user_id=user_id, reason=CANCEL_REASONS[step])
+        )
+        log.warning("stuck order cancelled", extra={"order_id": order_id, "status": step})
+        return "cancelled"
+
+    async def _publish(self, message: Message, *, redrive: int = 0) -> None:
+        order_id: str = message.order_id  # type: ignore[attr-defined]
+        eid = event_id(order_id, f"{spec_for(message).type}/redrive/{redrive}") if redrive else None
+        await self.publisher.publish(
+            message, order_id, eid=eid, extra_headers={"ce_source": "yiju/intent-sweeper"}
+        )
+
+
+def install_sweeper(service: Service, store: OrderStore) -> Sweeper:
+    """Creates the sweeper and starts/stops it with the service (intent's app calls this)."""
+    assert service.publisher is not None
+    sweeper = Sweeper(store, service.publisher, service.redis, service.settings)
+    service.on_start.append(sweeper.start)
+    service.on_stop.append(sweeper.stop)
+    return sweeper
