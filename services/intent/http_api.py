@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yiju.common.auth import AuthError, Principal
@@ -122,6 +123,13 @@ def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth, edg
     async def ingest_error(_: Request, exc: IngestError) -> JSONResponse:
         extra = {"order_id": exc.order_id} if exc.order_id else {}
         return error(HTTP_STATUS.get(exc.code, 400), exc.code, exc.message, **extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(
+            exc.status_code, "http_error"
+        )
+        return error(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(AuthError)
     async def auth_error(_: Request, exc: AuthError) -> JSONResponse:

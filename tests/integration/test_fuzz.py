@@ -458,11 +458,6 @@ GARBAGE_METHODS = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grpc.aio answers UNKNOWN ('Unexpected DecodeError') to bytes that are not the request protobuf; "
-    "needs a server interceptor in services/common/grpc.py (see docs/reliability.md)",
-)
 async def test_undecodable_grpc_requests_are_invalid_argument(fuzz_platform: LocalPlatform) -> None:
     metadata = (("authorization", f"Bearer {fuzz_platform.token('u-1004')}"),)
     codes: Counter[str] = Counter()

@@ -3,6 +3,9 @@
 -- KEYS[1] order hash, KEYS[2] history list
 -- ARGV[1] status or '', ARGV[2] rank, ARGV[3] at, ARGV[4] reason, ARGV[5] update channel,
 -- then triples: section name, section rank, section JSON
+-- An event for an order this projection never opened (a stray or hostile record, or a document lost
+-- with Redis) still builds a document, but one that expires like every order document.
+local fresh = redis.call('EXISTS', KEYS[1]) == 0
 local current = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
 local changed = 0
 if ARGV[1] ~= '' then
@@ -21,6 +24,10 @@ for i = 6, #ARGV, 3 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2], ARGV[i] .. ':rank', ARGV[i + 1])
     changed = 1
   end
+end
+if fresh then
+  redis.call('EXPIRE', KEYS[1], 2592000)
+  redis.call('EXPIRE', KEYS[2], 2592000)
 end
 if changed == 1 then
   redis.call('PUBLISH', ARGV[5], ARGV[1])
