@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from yiju.common.catalog import Campaign, Catalog
+from yiju.common.redis import create_redis
 from yiju.payment.wallet import Wallets, wallet_key
 from yiju.planning.subsidy import Subsidies, budget_key
+from yiju_infra.local.platform import LocalPlatform
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def redis(platform: LocalPlatform) -> AsyncIterator[aioredis.Redis]:
+    """A scratch database on the platform's Redis: these wallets and campaigns are made up, and must not
+    show up in the platform's own books (yiju reconcile reads database 0)."""
+    client = create_redis(url=platform.redis_url.rsplit("/", 1)[0] + "/9")
+    yield client
+    await client.flushdb()
+    await client.aclose()
 
 
 def _campaign(budget_fen: int) -> Campaign:
