@@ -10,6 +10,10 @@ One object knows every port and the data dir. Typical use (async, from the main 
 
 With `auto_restart` a watcher task restarts any process that exits without being asked to, with
 exponential backoff (0.5 s doubling to 10 s; reset after 30 s of uptime), and logs it.
+
+`replicas={"intent": 2, "payment": 2}` runs more processes of a Kafka-consuming service: replica k is
+the process "NAME#k", in the same consumer groups (so the partitions are split between them), on its
+own free gRPC (and, for intent, HTTP) and metrics ports; clients keep using the first one's ports.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from yiju_infra.local.broker import Broker
-from yiju_infra.local.processes import ManagedProcess, port_accepts_async, port_is_free
+from yiju_infra.local.processes import ManagedProcess, free_port, port_accepts_async, port_is_free
 from yiju_infra.local.redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -63,6 +67,28 @@ HEALTH_PORT_FIELD: dict[str, str] = {
     "payment": "payment",
     "fulfilment": "fulfilment",
 }
+
+# Services whose work comes from Kafka consumer groups, so that more processes share it (replicas).
+REPLICABLE: tuple[str, ...] = ("intent", "planning", "payment", "fulfilment")
+# The port variables a replica gets its own free value for (besides YIJU_METRICS_PORT); the first
+# is where its gRPC health answers.
+REPLICA_PORT_ENV: dict[str, tuple[str, ...]] = {
+    "intent": ("YIJU_GRPC_PORT", "YIJU_HTTP_PORT"),
+    "planning": ("YIJU_PLANNING_PORT",),
+    "payment": ("YIJU_PAYMENT_PORT",),
+    "fulfilment": ("YIJU_FULFILMENT_PORT",),
+}
+
+
+def replica_name(service: str, index: int) -> str:
+    """The process name of replica `index` (1-based) of `service`: the service itself, then NAME#2 ..."""
+    return service if index <= 1 else f"{service}#{index}"
+
+
+def service_of(name: str) -> str:
+    """The service a process name belongs to ("intent#2" -> "intent")."""
+    return name.split("#", 1)[0]
+
 
 # Defaults for every service that the caller's environment may override (the platform's addresses may not).
 SERVICE_ENV_DEFAULTS: dict[str, str] = {
@@ -202,15 +228,25 @@ class LocalPlatform:
         auto_restart: bool = True,
         kafka_storage: str | None = None,
         service_argv: Callable[[str], Sequence[str]] | None = None,
+        replicas: Mapping[str, int] | None = None,
     ) -> None:
         """`extra_env` goes to every service (over everything else); `service_argv(name)` replaces the
-        default command `sys.executable -m yiju.<name>` (for stand-ins in tests)."""
+        default command `sys.executable -m yiju.<name>` (for stand-ins in tests); `replicas` runs that
+        many processes of a Kafka-consuming service (see the module docstring)."""
         self.data_dir = Path(data_dir if data_dir is not None else _default_data_dir()).resolve()
         self.ports = ports if ports is not None else Ports.from_env()
         self.extra_env = dict(extra_env or {})
         self.auto_restart = auto_restart
         self.kafka_storage = kafka_storage
         self.service_argv = service_argv or (lambda name: [sys.executable, "-m", f"yiju.{name}"])
+        self.replicas: dict[str, int] = {}
+        for name, count in (replicas or {}).items():
+            if name not in REPLICABLE:
+                raise ValueError(f"replicas: {name!r} is not one of {', '.join(REPLICABLE)}")
+            if int(count) < 1:
+                raise ValueError(f"replicas: {name} needs at least 1 process, got {count}")
+            self.replicas[name] = int(count)
+        self._replica_ports: dict[str, dict[str, int]] = {}
         self.broker: Broker | None = None
         self.redis: RedisServer | None = None
         self.timings: dict[str, float] = {}
@@ -297,13 +333,50 @@ class LocalPlatform:
 
     def service_env(self, name: str) -> dict[str, str]:
         """The environment of service `name`: defaults < caller's environment < platform addresses
-        (ports, bootstrap, Redis URL, data dir, YIJU_METRICS_PORT) < extra_env."""
+        (ports, bootstrap, Redis URL, data dir, YIJU_METRICS_PORT) < extra_env (< a replica's own
+        ports, for "NAME#k")."""
+        service = service_of(name)
         env = dict(SERVICE_ENV_DEFAULTS)
         env.update(os.environ)
         env.update(self._address_env())
-        env["YIJU_METRICS_PORT"] = str(self.ports.metrics(name))
+        env["YIJU_METRICS_PORT"] = str(self.ports.metrics(service))
         env.update(self.extra_env)
+        if name != service:
+            env.update({var: str(port) for var, port in self._ports_of_replica(name).items()})
         return env
+
+    def instances(self, service: str) -> list[str]:
+        """The process names of `service`: itself, then its replicas ("intent", "intent#2", ...)."""
+        return [replica_name(service, i) for i in range(1, self.replicas.get(service, 1) + 1)]
+
+    def _ports_of_replica(self, name: str) -> dict[str, int]:
+        """A replica's own ports (picked free once, kept across restarts), by environment variable."""
+        ports = self._replica_ports.get(name)
+        if ports is None:
+            taken = {getattr(self.ports, f.name) for f in fields(Ports)}
+            taken |= {p for other in self._replica_ports.values() for p in other.values()}
+            ports = {}
+            for var in (*REPLICA_PORT_ENV[service_of(name)], "YIJU_METRICS_PORT"):
+                port = free_port(HOST)
+                while port in taken:
+                    port = free_port(HOST)
+                taken.add(port)
+                ports[var] = port
+            self._replica_ports[name] = ports
+        return ports
+
+    def health_port(self, name: str) -> int:
+        """The gRPC port where process `name` (a service or a replica) answers grpc.health.v1."""
+        service = service_of(name)
+        if name == service:
+            return self.ports.health(service)
+        return self._ports_of_replica(name)[REPLICA_PORT_ENV[service][0]]
+
+    def http_url(self, name: str) -> str:
+        """The HTTP API of an intent process (the first one's is `api_url`)."""
+        if name == "intent":
+            return self.api_url
+        return f"http://{HOST}:{self._ports_of_replica(name)['YIJU_HTTP_PORT']}"
 
     def settings(self) -> Settings:
         """A yiju Settings pointing at this platform (extra_env applied), e.g. for ensure_topics."""
@@ -422,8 +495,13 @@ class LocalPlatform:
         unknown = [n for n in names if n not in SERVICES]
         if unknown:
             raise KeyError(f"unknown services {unknown} (known: {', '.join(SERVICES)})")
-        to_start = [n for n in names if not (n in self._services and self._services[n].is_alive)]
-        self._check_ports([p for n in to_start for p in self._service_ports(n)])
+        to_start = [
+            n
+            for service in names
+            for n in self.instances(service)
+            if not (n in self._services and self._services[n].is_alive)
+        ]
+        self._check_ports([p for n in to_start if n in SERVICES for p in self._service_ports(n)])
         for name in to_start:
             self._spawn_service(name)
         self._ensure_watcher()
@@ -432,7 +510,11 @@ class LocalPlatform:
         proc = self._services.get(name)
         if proc is None:
             proc = ManagedProcess(
-                name, self.service_argv(name), data_dir=self.data_dir, port=self.ports.health(name), host=HOST
+                name,
+                self.service_argv(service_of(name)),
+                data_dir=self.data_dir,
+                port=self.health_port(name),
+                host=HOST,
             )
             self._services[name] = proc
         proc.env = self.service_env(name)
@@ -453,7 +535,10 @@ class LocalPlatform:
         restarted) meanwhile fails the wait at once; otherwise only `timeout` does. Returns, and calls
         `on_ready` with, the seconds from each service's spawn to ready.
         """
-        names = [n for n in SERVICES if n in self._services] if names is None else list(names)
+        if names is None:
+            names = [n for service in SERVICES for n in self.instances(service) if n in self._services]
+        else:
+            names = list(names)
         tasks = [asyncio.create_task(self._wait_one(n, timeout, fail_fast)) for n in names]
         results: dict[str, float] = {}
         try:
@@ -471,14 +556,12 @@ class LocalPlatform:
         proc = self.process(name)
         generation = proc.starts
         deadline = time.monotonic() + timeout
+        port = self.health_port(name)
         checks: list[tuple[str, Callable[[], Any]]] = [
-            (
-                f"gRPC health on {HOST}:{self.ports.health(name)} not SERVING",
-                lambda: grpc_serving(self.ports.health(name)),
-            )
+            (f"gRPC health on {HOST}:{port} not SERVING", lambda: grpc_serving(port))
         ]
-        if name == "intent":
-            url = f"{self.api_url}/healthz"
+        if service_of(name) == "intent":
+            url = f"{self.http_url(name)}/healthz"
             checks.append((f"GET {url} not 200", lambda: http_healthy(url)))
         for problem, check in checks:
             while True:

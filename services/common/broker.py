@@ -1,4 +1,10 @@
-"""The Kafka broker connection (faststream + aiokafka) and the traced event publisher."""
+"""The Kafka broker connection (faststream + aiokafka) and the traced event publisher.
+
+Events are handed straight to the broker's aiokafka producer (what faststream's own `publish` ends
+in), skipping faststream's per-message publish machinery (command objects, middleware chain, codec,
+a fresh correlation id): the same record, topic, key and headers, for a fraction of the CPU. The
+faststream path is kept as the fallback when the broker has no aiokafka producer (e.g. test brokers).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
 from google.protobuf.message import Message
@@ -19,6 +26,10 @@ from yiju.common.metrics import EVENTS_PUBLISHED
 from yiju.common.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Per-partition batch size of the producer: room for a few hundred events per request at load
+# (aiokafka's default, 16 KiB, holds ~35 of ours).
+MAX_BATCH_BYTES = 256 * 1024
 
 
 def _security(settings: Settings) -> Any:
@@ -47,6 +58,7 @@ def create_broker(settings: Settings, service: str) -> KafkaBroker:
         acks=settings.kafka_acks,  # type: ignore[arg-type]
         linger_ms=settings.kafka_linger_ms,
         enable_idempotence=False,  # de-duplication is done by event id in the application
+        max_batch_size=MAX_BATCH_BYTES,
         security=_security(settings),
         logger=logging.getLogger(f"faststream.{service}"),
         graceful_timeout=10.0,
@@ -61,6 +73,7 @@ class EventPublisher:
         self.broker = broker
         self.source = source
         self._tracer = trace.get_tracer("yiju.kafka")
+        self._counters: dict[str, Any] = {}
 
     async def send(
         self,
@@ -89,15 +102,33 @@ class EventPublisher:
             },
         ):
             telemetry.inject(headers)
-            future = await self.broker.publish(
-                message.SerializeToString(),
-                spec.topic,
-                key=order_id.encode(),
-                headers=headers,
-                no_confirm=True,
-            )
-        EVENTS_PUBLISHED.labels(spec.topic).inc()
+            future = await self._send(spec.topic, message.SerializeToString(), order_id.encode(), headers)
+        self._published(spec.topic).inc()
         return future
+
+    def _published(self, topic: str) -> Any:
+        counter = self._counters.get(topic)
+        if counter is None:
+            counter = self._counters[topic] = EVENTS_PUBLISHED.labels(topic)
+        return counter
+
+    def _producer(self) -> AIOKafkaProducer | None:
+        """The connected aiokafka producer under the faststream broker, if there is one."""
+        state = getattr(getattr(self.broker, "config", None), "producer", None)
+        state = getattr(state, "_producer", None)
+        if not state:  # not connected yet (or a test broker)
+            return None
+        producer = getattr(state, "producer", None)
+        return producer if isinstance(producer, AIOKafkaProducer) else None
+
+    async def _send(self, topic: str, value: bytes, key: bytes, headers: dict[str, str]) -> asyncio.Future:
+        producer = self._producer()
+        if producer is None:
+            return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+        headers.setdefault("correlation_id", headers["ce_id"])
+        return await producer.send(
+            topic, value=value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
+        )
 
     async def publish(self, message: Message, order_id: str, **kwargs: Any) -> None:
         """Publishes and waits for the broker's acknowledgement."""

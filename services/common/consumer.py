@@ -107,12 +107,20 @@ class BatchProcessor:
         self.redis = redis
         self.settings = settings
         self._tracer = trace.get_tracer("yiju.kafka")
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _metric(self, metric: Any, *labels: str) -> Any:
+        """The labelled child of a metric, looked up once (labels() costs more than the increment)."""
+        child = self._children.get((metric, *labels))
+        if child is None:
+            child = self._children[(metric, *labels)] = metric.labels(*labels)
+        return child
 
     def _dedup_key(self, event_id: str) -> str:
         return f"dedup:{self.group.name}:{event_id}"
 
     async def handle(self, records: Sequence[Record], consumer: Any | None = None) -> None:
-        BATCH_SIZE.labels(self.group.name).observe(len(records))
+        self._metric(BATCH_SIZE, self.group.name).observe(len(records))
         decoded: list[tuple[Record, EventMeta, Message]] = []
         for record in records:
             try:
@@ -127,7 +135,7 @@ class BatchProcessor:
         by_order: dict[bytes | None, list[tuple[Record, EventMeta, Message]]] = defaultdict(list)
         for item, already in zip(decoded, seen, strict=True):
             if already:
-                EVENTS_CONSUMED.labels(self.group.name, item[0].topic, "duplicate").inc()
+                self._metric(EVENTS_CONSUMED, self.group.name, item[0].topic, "duplicate").inc()
             else:
                 by_order[item[0].key].append(item)
         pending: list[asyncio.Future] = []
@@ -214,8 +222,8 @@ class BatchProcessor:
                     await asyncio.sleep(self.settings.handler_backoff_ms / 1000 * 2 ** (attempt - 1))
             for out, order_id in ctx.emitted:
                 pending.append(await self.publisher.send(out, order_id))
-        HANDLER_SECONDS.labels(self.group.name, record.topic).observe(time.perf_counter() - started)
-        EVENTS_CONSUMED.labels(self.group.name, record.topic, "ok").inc()
+        self._metric(HANDLER_SECONDS, self.group.name, record.topic).observe(time.perf_counter() - started)
+        self._metric(EVENTS_CONSUMED, self.group.name, record.topic, "ok").inc()
         return True
 
     async def dead_letter(self, record: Record, reason: str, error: BaseException, attempts: int) -> None:
@@ -271,6 +279,7 @@ class BatchProcessor:
 def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings) -> None:
     """Attaches a batch subscriber for the processor's consumer group to the broker."""
     group = processor.group
+    context = broker.context
 
     @broker.subscriber(
         *group.topics,
@@ -278,6 +287,10 @@ def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings
         batch=True,
         max_records=settings.kafka_max_poll_records,
         batch_timeout_ms=settings.kafka_batch_timeout_ms,
+        # A fetch waits at most this long for new records. tansu answers a waiting fetch only when the
+        # wait is over (not when records arrive), so aiokafka's default (500 ms) would add up to half a
+        # second per hop; the batch timeout is how long a batch may wait anyway.
+        fetch_max_wait_ms=settings.kafka_batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -286,5 +299,9 @@ def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings
         description=f"Consumer group {group.name} of the {group.service} service; dead letters go to "
         f"{group.dead_letter_topic}.",
     )
-    async def consume(body: list[bytes], message: KafkaMessage) -> None:
+    async def consume(body: list[bytes]) -> None:
+        # The message comes from faststream's context, not as a `message: KafkaMessage` parameter:
+        # fast_depends resolves such a context parameter with a sync call in a worker thread, a
+        # thread hand-off for every batch.
+        message: KafkaMessage = context.get_local("message")
         await processor.handle(message.raw_message, message.consumer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -16,11 +17,22 @@ _SECRET_KEYS = re.compile(r"(password|secret|token|authorization|api_key|apikey|
 _PERSONAL_KEYS = re.compile(r"(^|[._])(address(es)?|deliver_to|origin|destination|phone|email)$", re.I)
 
 
+@functools.lru_cache(maxsize=4096)
+def _key_kind(key: str) -> int:
+    """1: a secret's key, 2: a personal-data key, 0: neither (cached: keys repeat on every span)."""
+    if _SECRET_KEYS.search(key):
+        return 1
+    if _PERSONAL_KEYS.search(key) and not key.startswith("messaging."):
+        return 2
+    return 0
+
+
 def redact(key: str, value: Any) -> Any:
     """Secrets are dropped; addresses and other personal data are masked."""
-    if _SECRET_KEYS.search(key):
+    kind = _key_kind(key)
+    if kind == 1:
         return "[secret]"
-    if _PERSONAL_KEYS.search(key) and not key.startswith("messaging.") and isinstance(value, str) and value:
+    if kind == 2 and isinstance(value, str) and value:
         return "[redacted]"
     return value
 

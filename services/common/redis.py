@@ -1,12 +1,31 @@
-"""Redis connections and the Lua scripts that make state transitions atomic."""
+"""Redis connections and the Lua scripts that make state transitions atomic.
+
+`create_redis` returns a client that pipelines automatically: the simple commands and scripts that
+concurrent handlers issue within the same event-loop turn leave together, as one non-transactional
+pipeline on one connection, and each caller gets its own reply (or its own error). Nothing changes
+for a caller: every command is still sent, executed and answered on its own, in the order each
+coroutine awaits them; only the round trips and the connection-pool traffic are shared. Commands that
+hold or change a connection's state (blocking pops, pub/sub, WATCH/MULTI, SELECT, CLIENT, PING for
+health checks) keep going one at a time. An explicit non-transactional `pipeline()` joins the same
+shared pipeline as one contiguous group (it never promised atomicity, only one round trip; it keeps
+its order and its error handling); transactions (MULTI/EXEC, WATCH) run on their own connection as
+before. A script called inside an explicit pipeline is sent as EVAL, so no SCRIPT EXISTS round trip
+precedes every such pipeline.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Redis
+from redis.asyncio.client import Pipeline, Redis
 from redis.commands.core import AsyncScript
+from redis.connection import HiredisRespSerializer
+from redis.exceptions import ResponseError
+from redis.utils import HIREDIS_AVAILABLE
 
 from yiju.common.settings import Settings
 
@@ -17,13 +36,162 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
+# Commands that may share a pipeline with other callers' commands: single-key or multi-key data
+# commands and scripts, none of which blocks or changes the connection's state.
+_AUTO_PIPELINED = (
+    "GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX MGET MSET DEL UNLINK EXISTS EXPIRE PEXPIRE "
+    "EXPIREAT PEXPIREAT TTL PTTL PERSIST TYPE INCR INCRBY INCRBYFLOAT DECR DECRBY APPEND STRLEN "
+    "HGET HSET HSETNX HMGET HMSET HGETALL HDEL HINCRBY HINCRBYFLOAT HEXISTS HLEN HKEYS HVALS "
+    "LPUSH RPUSH LPOP RPOP LRANGE LLEN LTRIM LINDEX LREM SADD SREM SMEMBERS SISMEMBER SMISMEMBER "
+    "SCARD ZADD ZREM ZSCORE ZMSCORE ZCARD ZCOUNT ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE "
+    "ZINCRBY ZRANK ZREMRANGEBYSCORE XADD XLEN XRANGE XREVRANGE XTRIM EVAL EVALSHA EVAL_RO "
+    "EVALSHA_RO PUBLISH"
+)
+AUTO_PIPELINED: frozenset[str] = frozenset(_AUTO_PIPELINED.split())
+
+
+class Script(AsyncScript):
+    """A Lua script: EVALSHA (loaded on NOSCRIPT) on the client, EVAL inside an explicit pipeline."""
+
+    async def __call__(
+        self,
+        keys: Sequence[Any] | None = None,
+        args: Iterable[Any] | None = None,
+        client: Any = None,
+    ) -> Any:
+        if isinstance(client, Pipeline):
+            keys = list(keys or ())
+            return client.execute_command("EVAL", self.script, len(keys), *keys, *(args or ()))
+        return await super().__call__(keys, args, client)
+
+
+class HiredisPackingConnection(aioredis.Connection):
+    """A TCP connection that packs commands with hiredis (C) like redis-py's blocking client does; the
+    asyncio client's pure-Python packer costs more than the rest of a pipelined command."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return self._packer.pack(*args)
+
+
+class JoiningPipeline(Pipeline):
+    """An explicit non-transactional pipeline whose commands join the client's shared pipeline."""
+
+    shared: AutoPipelineRedis | None = None
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        shared = self.shared
+        if (
+            shared is None
+            or self.is_transaction
+            or self.explicit_transaction
+            or self.watching
+            or self.scripts
+        ):
+            return await super().execute(raise_on_error)
+        stack = list(self.command_stack)
+        if not stack:
+            return []
+        try:
+            results = await shared.queue_group(stack)
+        finally:
+            await self.reset()
+        for result in results:  # a failed connection fails the whole pipeline, as before
+            if isinstance(result, BaseException) and not isinstance(result, ResponseError):
+                raise result
+        if raise_on_error:
+            self.raise_first_error(stack, results)
+        return results
+
+
+class AutoPipelineRedis(Redis):
+    """A Redis client that batches the commands issued in one event-loop turn into one pipeline."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._queued: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self._flushing: set[asyncio.Task[None]] = set()
+        self.pipelined_commands = 0
+        self.pipelines_sent = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] not in AUTO_PIPELINED or self.connection is not None or self.single_connection_client:
+            return await super().execute_command(*args, **options)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((args, options, future))
+        if len(self._queued) == 1:
+            loop.call_soon(self._flush_queued)
+        return await future
+
+    def register_script(self, script: Any) -> Script:
+        return Script(self, script)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        pipe = JoiningPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        if not transaction:
+            pipe.shared = self
+        return pipe
+
+    async def queue_group(self, commands: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        """Queues commands contiguously for the next shared pipeline; their results (or errors), in order."""
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        first = not self._queued
+        self._queued.extend((args, options, f) for (args, options), f in zip(commands, futures, strict=True))
+        if first:
+            loop.call_soon(self._flush_queued)
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    def _flush_queued(self) -> None:
+        batch, self._queued = self._queued, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _send(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
+        try:
+            if len(batch) == 1:
+                args, options, _ = batch[0]
+                results: list[Any] = [await super().execute_command(*args, **options)]
+            else:
+                pipe = Pipeline(self.connection_pool, self.response_callbacks, False, None)
+                for args, options, _ in batch:
+                    pipe.execute_command(*args, **options)
+                results = await pipe.execute(raise_on_error=False)
+                self.pipelines_sent += 1
+                self.pipelined_commands += len(batch)
+        except BaseException as exc:  # the connection failed: every caller in the batch gets the error
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
 
 def create_redis(
     settings: Settings | None = None, url: str | None = None, max_connections: int = 64
 ) -> Redis:
-    """A client whose pool waits for a free connection instead of failing when many handlers run at once."""
+    """A client whose pool waits for a free connection instead of failing when many handlers run at once,
+    and which pipelines concurrent callers' commands automatically (see the module's docstring)."""
+    url = url or (settings.redis_url if settings else "redis://127.0.0.1:6379/0")
+    fast = (
+        {"connection_class": HiredisPackingConnection}
+        if HIREDIS_AVAILABLE and url.startswith("redis://")
+        else {}
+    )
     pool = aioredis.BlockingConnectionPool.from_url(
-        url or (settings.redis_url if settings else "redis://127.0.0.1:6379/0"),
+        url,
+        **fast,
         decode_responses=True,
         health_check_interval=10,
         socket_timeout=5,
@@ -32,9 +200,9 @@ def create_redis(
         max_connections=max_connections,
         timeout=10,
     )
-    return Redis(connection_pool=pool)
+    return AutoPipelineRedis(connection_pool=pool)
 
 
 def load_script(redis: Redis, path: Path) -> AsyncScript:
-    """Registers a Lua script file; redis-py loads it on first use and retries on NOSCRIPT."""
-    return redis.register_script(path.read_text())
+    """Registers a Lua script file; it is loaded on first use and again after NOSCRIPT."""
+    return Script(redis, path.read_text())

@@ -15,6 +15,7 @@ from yiju.common.mandates import daily_key, spend_day
 from yiju.common.redis import load_script
 
 _LUA = Path(__file__).parent / "lua"
+OPEN_ACCOUNTS_CHUNK = 1000  # users per pipeline when opening wallets
 
 
 def wallet_key(user_id: str) -> str:
@@ -43,15 +44,19 @@ class Wallets:
         self._settle = load_script(redis, _LUA / "settle.lua")
 
     async def open_accounts(self, catalog: Catalog) -> None:
-        """Opens each catalog user's wallet with its starting balance, once (restarts keep balances)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for user in catalog.users.values():
-                key = wallet_key(user.id)
-                pipe.hsetnx(key, "balance", user.wallet_fen)
-                pipe.hsetnx(key, "opening", user.wallet_fen)
-                pipe.hsetnx(key, "held", 0)
-                pipe.hsetnx(key, "spent", 0)
-            await pipe.execute()
+        """Opens each catalog user's wallet with its starting balance, once (restarts keep balances).
+        Pipelined in chunks, so tens of thousands of (synthetic) users neither build one huge request
+        nor hold the event loop for the whole time."""
+        users = list(catalog.users.values())
+        for start in range(0, len(users), OPEN_ACCOUNTS_CHUNK):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user in users[start : start + OPEN_ACCOUNTS_CHUNK]:
+                    key = wallet_key(user.id)
+                    pipe.hsetnx(key, "balance", user.wallet_fen)
+                    pipe.hsetnx(key, "opening", user.wallet_fen)
+                    pipe.hsetnx(key, "held", 0)
+                    pipe.hsetnx(key, "spent", 0)
+                await pipe.execute()
 
     def _keys(self, user_id: str, order_id: str) -> list[str]:
         return [wallet_key(user_id), payment_key(user_id, order_id), ledger_key(user_id)]

@@ -19,6 +19,7 @@ from yiju.gen.gateway.v1 import gateway_pb2 as gw
 from yiju.gen.gateway.v1 import gateway_pb2_grpc as gw_grpc
 from yiju.model_gateway.convert import result_from_pb
 from yiju.planning import policy
+from yiju.planning.gateway_client import BatchingGatewayClient
 from yiju.planning.pricing import CatalogIndex, OverLimit, Unresolvable, price_lines
 from yiju.planning.subsidy import Subsidies
 
@@ -49,6 +50,7 @@ class Planner:
         self.catalog = catalog
         self.index = CatalogIndex.build(catalog)
         self.gateway = gateway
+        self.gateway_calls = BatchingGatewayClient(gateway, settings.gateway_timeout_s)
         self.subsidies = subsidies
         self.decisions = decisions
         self.redis = decisions.redis
@@ -111,7 +113,7 @@ class Planner:
             request_id=event.order_id,
         )
         try:
-            return await self.gateway.ParseIntent(request, timeout=self.settings.gateway_timeout_s)
+            return await self.gateway_calls.parse(request)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in _TRANSIENT:
                 raise RetryLater(f"model gateway: {exc.code().name} {exc.details()}") from exc

@@ -1,0 +1,351 @@
+"""Benchmark of the whole pipeline, sentence in to order COMPLETED: `make bench`.
+
+Needs nothing but itself: starts its own LocalPlatform (tansu, Redis, the five services, rules
+backend) on free ports in a temporary data dir, with YIJU_SYNTHETIC_USERS synthetic users, then
+
+1. the raw broker: aiokafka produce+consume of records shaped like the pipeline's events
+   (yiju_infra.bench.rawbroker), on the same machine and broker;
+2. the pipeline: an open-loop load (yiju.loadgen) at rising rates, each held for --step-s seconds,
+   until p99 passes --p99-limit-ms or anything is lost, duplicated or fails. Each step: sentences/s
+   completed, latency percentiles (from the intended send time, and from intent accepted) to
+   COMPLETED, CPU of every process (from /proc) and of whatever else ran on the machine;
+3. checks at the end: nothing lost or duplicated after a final drain, every completed order reads
+   COMPLETED in the projection, and the wallets were charged exactly what was captured.
+
+Writes bench/results.json and bench/latency.png. `--quick` runs short steps (a smoke run, not a
+measurement). The machine is shared: the "others" CPU column says how much was not ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform as py_platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+from yiju.common.catalog import load_catalog
+from yiju.common.redis import create_redis
+from yiju.common.settings import REPO_ROOT
+from yiju.loadgen.checks import money_check, verify_projection, wallet_spent
+from yiju.loadgen.profiles import Constant
+from yiju.loadgen.report import LiveProgress, phase_table
+from yiju.loadgen.runner import LoadConfig, LoadRunner
+from yiju_infra.bench import cpu
+from yiju_infra.bench.plot import latency_png
+from yiju_infra.bench.rawbroker import measure as measure_broker
+from yiju_infra.local.platform import LocalPlatform
+
+FULL_RATES = (100, 200, 400, 800, 1200, 1600, 2000, 2500, 3000)
+EVENTS_PER_SENTENCE = 6  # published: submitted, accepted, plan created, authorized, fulfilled, captured
+CONSUMED_PER_SENTENCE = 10  # intake 1, projection 5, planning 1, payment 2, fulfilment 1
+HEADLINE = (
+    "sentences_per_s",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "e2e_p99_ms",
+    "lost",
+    "duplicated",
+    "broker_events_per_s",
+    "pipeline_events_per_s",
+    "broker_ratio",
+    "ceiling",
+)
+
+
+@dataclass
+class BenchConfig:
+    rates: tuple[float, ...] = FULL_RATES
+    step_s: float = 60.0
+    warmup_s: float = 10.0
+    warmup_rate: float = 50.0
+    drain_s: float = 30.0
+    final_drain_s: float = 120.0
+    via: str = "kafka"
+    users: int = 10_000
+    p99_limit_ms: float = 500.0
+    raw_records: int = 200_000
+    keep_going: bool = False
+    replicas: dict[str, int] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    out: Path = REPO_ROOT / "bench" / "results.json"
+    png: Path = REPO_ROOT / "bench" / "latency.png"
+
+
+def step_verdict(step: dict[str, Any], limit_ms: float) -> str:
+    """Empty when the step was sustained cleanly, else why not."""
+    problems = []
+    if step["latency_ms"]["p99"] > limit_ms:
+        problems.append(f"p99 {step['latency_ms']['p99']:.0f} ms > {limit_ms:g} ms")
+    if step["unsettled"] or step["lost"]:
+        problems.append(f"{step['unsettled'] or step['lost']} not settled after the drain")
+    if step["failed"]:
+        problems.append(f"{step['failed']} failed ({step['send_errors']})")
+    if step["duplicated"]:
+        problems.append(f"{step['duplicated']} duplicated")
+    other = {k: v for k, v in step["statuses"].items() if k != "COMPLETED"}
+    if other:
+        problems.append(f"not completed: {other}")
+    if step["completed_per_s"] < 0.95 * step["offered_per_s"]:
+        problems.append(f"completed {step['completed_per_s']:.0f}/s of {step['offered_per_s']:.0f}/s offered")
+    return "; ".join(problems)
+
+
+def cpu_table(steps: list[dict[str, Any]]) -> Table:
+    names: list[str] = []
+    for s in steps:
+        names += [n for n in s["cpu_percent"] if n not in names]
+    table = Table(title="CPU during each step (% of one core; 200 = both cores)", title_justify="left")
+    table.add_column("offered/s", justify="right")
+    for n in names:
+        table.add_column(n, justify="right")
+    table.add_column("ms CPU/sentence", justify="right")
+    for s in steps:
+        table.add_row(
+            f"{s['offered_per_s']:.0f}",
+            *(f"{s['cpu_percent'].get(n, 0):.0f}" for n in names),
+            f"{s['cpu_ms_per_sentence']:.2f}",
+        )
+    return table
+
+
+class PipelineBench:
+    def __init__(self, config: BenchConfig, console: Console) -> None:
+        self.config = config
+        self.console = console
+        self.data_dir = Path(tempfile.mkdtemp(prefix="yiju-bench-"))
+        env = {
+            "YIJU_SYNTHETIC_USERS": str(config.users),
+            "YIJU_GATEWAY_BACKENDS": "rules",
+            **config.extra_env,
+        }
+        kwargs: dict[str, Any] = {"extra_env": env}
+        if config.replicas:
+            kwargs["replicas"] = config.replicas
+        self.platform = LocalPlatform.on_free_ports(self.data_dir, **kwargs)
+
+    def say(self, text: str) -> None:
+        self.console.print(text, highlight=False)
+
+    async def run(self) -> dict[str, Any]:
+        cfg = self.config
+        started = time.time()
+        plat = self.platform
+        try:
+            await plat.start_infra()
+            self.say(f"broker {plat.bootstrap}, Redis {plat.redis_url}, data {self.data_dir}")
+            self.say(f"raw broker: {cfg.raw_records} records of the pipeline's event sizes ...")
+            broker = (await measure_broker(plat.bootstrap, cfg.raw_records)).as_dict()
+            self.say(
+                f"  produce {broker['produce_per_s']:.0f}/s, consume {broker['consume_per_s']:.0f}/s, "
+                f"produce+consume {broker['produce_consume_per_s']:.0f}/s "
+                f"({broker['record_bytes_avg']:.0f} B a record)"
+            )
+            await plat.start_services()
+            await plat.wait_ready(timeout=180)
+            self.say(f"services ready: {', '.join(f'{n} pid {p}' for n, p in plat.pids.items())}")
+            steps, checks = await self._load()
+        finally:
+            await plat.stop_all()
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        return self._results(broker, steps, checks, time.time() - started)
+
+    async def _load(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        cfg, plat = self.config, self.platform
+        settings = plat.settings()
+        catalog = load_catalog(settings.catalog_dir, cfg.users)
+        load_config = LoadConfig(
+            via=cfg.via,
+            users=cfg.users,
+            api_url=plat.api_url,
+            grpc_target=f"127.0.0.1:{plat.ports.grpc}",
+            connections=256,
+        )
+        steps: list[dict[str, Any]] = []
+        redis = create_redis(url=plat.redis_url)
+        try:
+            async with LoadRunner(settings, catalog, load_config) as runner:
+                before = await wallet_spent(redis, runner.pool.ids)
+                with LiveProgress(self.console) as live:
+                    runner.on_tick = live.tick
+                    if cfg.warmup_s > 0:
+                        await runner.run_phase(Constant(cfg.warmup_rate, cfg.warmup_s), "warm-up")
+                        await runner.drain(cfg.drain_s)
+                    for rate in cfg.rates:
+                        step = await self._step(runner, rate)
+                        steps.append(step)
+                        self.say(
+                            f"  {rate:g}/s: completed {step['completed_per_s']:.0f}/s, p50/p95/p99 "
+                            f"{step['latency_ms']['p50']:.0f}/{step['latency_ms']['p95']:.0f}/"
+                            f"{step['latency_ms']['p99']:.0f} ms, "
+                            f"CPU ours {step['cpu_percent']['all ours']:.0f}% "
+                            f"others {step['cpu_percent']['others']:.0f}%"
+                            + (f"  -> {step['verdict']}" if step["verdict"] else "")
+                        )
+                        if step["verdict"] and not cfg.keep_going:
+                            break
+                    self.say(f"final drain (up to {cfg.final_drain_s:g}s) ...")
+                    await runner.drain(cfg.final_drain_s)
+                measured = [t for t in runner.tracks() if t.phase > 0 or cfg.warmup_s <= 0]
+                final = runner.overall_result(final=True)
+                checks = {
+                    "lost": final["lost"],
+                    "duplicated": final["duplicated"],
+                    "failed": final["failed"],
+                    "redelivered_terminal_events": runner.tracker.counters.redelivered,
+                    "duplicate_examples": runner.tracker.counters.examples,
+                    "projection": await verify_projection(redis, measured),
+                    "money": money_check(before, await wallet_spent(redis, runner.pool.ids), runner.tracks()),
+                    "restarts": dict(self.platform.restarts),
+                }
+                self.console.print(phase_table(steps, "pipeline steps"), width=max(self.console.width, 150))
+                self.console.print(cpu_table(steps), width=max(self.console.width, 150))
+        finally:
+            await redis.aclose()
+        return steps, checks
+
+    async def _step(self, runner: LoadRunner, rate: float) -> dict[str, Any]:
+        pids = self.platform.pids
+        first = cpu.sample(pids)
+        phase = await runner.run_phase(Constant(rate, self.config.step_s), f"{rate:g}/s")
+        sent = cpu.sample(pids)
+        drained = await runner.drain(self.config.drain_s)
+        done = cpu.sample(pids)
+        step = runner.phase_result(phase)
+        step["drained"] = drained
+        step["cpu_percent"] = cpu.usage(first, sent)
+        used = cpu.usage(first, done)
+        seconds = done.at - first.at
+        step["cpu_ms_per_sentence"] = round(
+            used["all ours"] / 100 * seconds * 1000 / max(step["completed"], 1), 3
+        )
+        step["cpu_ms_per_sentence_by_process"] = {
+            name: round(v / 100 * seconds * 1000 / max(step["completed"], 1), 3)
+            for name, v in used.items()
+            if name not in ("all ours", "machine", "others")
+        }
+        step["verdict"] = step_verdict(step, self.config.p99_limit_ms)
+        return step
+
+    def _results(
+        self, broker: dict[str, Any], steps: list[dict[str, Any]], checks: dict[str, Any], seconds: float
+    ) -> dict[str, Any]:
+        cfg = self.config
+        good = [s for s in steps if not s["verdict"]]
+        best = max(good, key=lambda s: s["completed_per_s"]) if good else None
+        ceiling = next((s for s in steps if s["verdict"]), None)
+        sentences = best["completed_per_s"] if best else 0.0
+        pipeline_events = sentences * EVENTS_PER_SENTENCE
+        broker_events = broker["produce_consume_per_s"]
+        return {
+            "benchmark": "pipeline (make bench): sentence in, order COMPLETED",
+            "sentences_per_s": sentences,
+            "p50_ms": best["pipeline_latency_ms"]["p50"] if best else None,
+            "p95_ms": best["pipeline_latency_ms"]["p95"] if best else None,
+            "p99_ms": best["pipeline_latency_ms"]["p99"] if best else None,
+            "e2e_p50_ms": best["latency_ms"]["p50"] if best else None,
+            "e2e_p95_ms": best["latency_ms"]["p95"] if best else None,
+            "e2e_p99_ms": best["latency_ms"]["p99"] if best else None,
+            "lost": checks["lost"],
+            "duplicated": checks["duplicated"],
+            "broker_events_per_s": broker_events,
+            "pipeline_events_per_s": round(pipeline_events, 1),
+            "broker_ratio": round(pipeline_events / broker_events, 4) if broker_events else None,
+            "ceiling": (
+                {"offered_per_s": ceiling["offered_per_s"], "why": ceiling["verdict"]} if ceiling else None
+            ),
+            "notes": {
+                "latency": "p50/p95/p99_ms: from intent accepted (IntentAccepted.accepted_at_ms) to the "
+                "PaymentCaptured event (the order's COMPLETED); e2e_*: from the sentence's intended send "
+                "time (open loop, no coordinated omission)",
+                "events": f"pipeline_events_per_s = sentences/s x {EVENTS_PER_SENTENCE} events published per "
+                f"sentence (each consumed by 1-2 groups: {CONSUMED_PER_SENTENCE} consumes); "
+                "broker_events_per_s = raw aiokafka produce+consume of the same records",
+                "cpu": "cpu_percent: % of one core during the step (200 = the whole 2-core machine); "
+                "others = machine busy minus our processes (other engineers' work)",
+            },
+            "broker": broker,
+            "steps": steps,
+            "checks": checks,
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": py_platform.python_version(),
+                "platform": py_platform.platform(),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+            },
+            "seconds": round(seconds, 1),
+        }
+
+
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m yiju_infra.bench.pipeline", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="short steps and fewer raw records (smoke run)")
+    parser.add_argument("--rates", help="comma-separated offered rates (default 100,200,400,...,3000)")
+    parser.add_argument("--step-s", type=float, help="seconds per step (default 60; --quick 10)")
+    parser.add_argument("--drain-s", type=float, help="seconds to wait for a step's stragglers (default 30)")
+    parser.add_argument("--via", choices=("kafka", "http", "grpc"), default="kafka")
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--p99-limit-ms", type=float, default=500.0)
+    parser.add_argument(
+        "--raw-records", type=int, help="raw broker test size (default 200000; --quick 50000)"
+    )
+    parser.add_argument("--keep-going", action="store_true", help="run every rate even after one fails")
+    parser.add_argument("--replicas", default="", metavar="SVC=N,...", help="service replicas, e.g. intent=2")
+    parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra service environment")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument("--png", type=Path, default=REPO_ROOT / "bench" / "latency.png")
+    args = parser.parse_args(argv)
+    config = BenchConfig(
+        via=args.via, users=args.users, p99_limit_ms=args.p99_limit_ms, keep_going=args.keep_going
+    )
+    if args.quick:
+        config.step_s, config.warmup_s, config.raw_records, config.drain_s = 10.0, 5.0, 50_000, 20.0
+        config.rates = (100, 400, 800, 1600)
+    if args.rates:
+        config.rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
+    if args.step_s:
+        config.step_s = args.step_s
+    if args.raw_records:
+        config.raw_records = args.raw_records
+    if args.drain_s:
+        config.drain_s = args.drain_s
+    for item in filter(None, (p.strip() for p in args.replicas.split(","))):
+        name, _, count = item.partition("=")
+        config.replicas[name.strip()] = int(count)
+    for item in args.env:
+        key, _, value = item.partition("=")
+        config.extra_env[key.strip()] = value
+    config.out, config.png = args.out, args.png
+    return config
+
+
+async def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    console = Console(stderr=True)
+    results = await PipelineBench(config, console).run()
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    config.out.write_text(json.dumps(results, ensure_ascii=False, indent=2))
+    title = f"yiju pipeline, {results['machine']['cpus']} cores, via {config.via}"
+    drawn = latency_png(results["steps"], config.png, config.p99_limit_ms, title)
+    headline = {k: results[k] for k in HEADLINE}
+    console.print_json(json.dumps(headline))
+    console.print(f"wrote {config.out}" + (f" and {config.png}" if drawn else " (no matplotlib: no plot)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(uvloop.run(main()))
