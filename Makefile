@@ -53,7 +53,6 @@ chart: $(STAMP) $(HELM) ## helm lint + render charts/yiju per profile into build
 	$(PY) infra/chart/render.py
 
 bench: $(GEN_STAMP) ## raw broker vs pipeline at rising rates: sentences/s, p50/p95/p99, lost, CPU (bench/results.json, latency.png)
-	$(PY) -m pip install -q 'matplotlib==3.11.2'
 	$(PY) -m yiju_infra.bench.pipeline $(BENCH_ARGS)
 
 bench-gateway: $(GEN_STAMP) ## model gateway over gRPC: sentences/s, p50/p99, cache + single-flight savings (bench/gateway.json)

@@ -11,6 +11,7 @@ so bad input never stalls a partition or loses a neighbour's message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import traceback
@@ -276,6 +277,35 @@ class BatchProcessor:
                 CONSUMER_LAG.labels(self.group.name, topic, str(partition)).set(max(high - offset - 1, 0))
 
 
+def _utf8(value: bytes | None) -> bool:
+    try:
+        (value or b"").decode()
+    except UnicodeDecodeError:
+        return False
+    return value is not None
+
+
+def _printable_headers(record: Any) -> Any:
+    """The record with header values faststream can decode (it decodes every header as UTF-8)."""
+    if all(_utf8(v) for _, v in record.headers):
+        return record
+    return dataclasses.replace(record, headers=tuple((k, v if _utf8(v) else b"") for k, v in record.headers))
+
+
+async def tolerant_parser(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
+    """faststream's batch parser fails a whole batch on one header that is not UTF-8, and the batch
+    would be redelivered forever. It gets sanitized copies; the handler gets the original records, so
+    the envelope check dead-letters the bad one with its reason and its neighbours flow."""
+    message = await original(tuple(_printable_headers(r) for r in records))
+    message.raw_message = records
+    return message
+
+
+async def raw_values(message: Any, original: Callable[..., Awaitable[Any]]) -> list[bytes]:
+    """The batch body as raw values (the handler decodes protobuf itself)."""
+    return [r.value or b"" for r in message.raw_message]
+
+
 def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings) -> None:
     """Attaches a batch subscriber for the processor's consumer group to the broker."""
     group = processor.group
@@ -293,6 +323,8 @@ def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings
         fetch_max_wait_ms=settings.kafka_batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=tolerant_parser,
+        decoder=raw_values,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         title=group.name,

@@ -67,6 +67,8 @@ class Planner:
 
     async def on_intent_accepted(self, event: ev.IntentAccepted, ctx: EventContext) -> None:
         decision = await self.decisions.get(event.order_id)
+        if isinstance(decision, ev.OrderCancelled):
+            return  # cancelled (by the sweeper) before it was planned: nothing to plan, nothing reserved
         if decision is None:
             decision = await self.decisions.remember(event.order_id, await self.decide(event))
         ctx.emit(decision, event.order_id)
@@ -99,6 +101,10 @@ class Planner:
     async def on_money_released(
         self, event: ev.OrderCancelled | ev.PaymentDeclined | ev.PaymentVoided, ctx: EventContext
     ) -> None:
+        if isinstance(event, ev.OrderCancelled):
+            # Remembered as the decision when it comes first, so a later plan is never made (and never
+            # holds a subsidy) for an order that is already cancelled.
+            await self.decisions.remember(event.order_id, event)
         released = await self.subsidies.release(event.order_id, event.user_id)
         if released:
             log.info("subsidy released", extra={"order_id": event.order_id, "amount_fen": released})

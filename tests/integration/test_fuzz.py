@@ -481,12 +481,6 @@ async def test_no_process_died_under_fuzzing(fuzz_platform: LocalPlatform) -> No
     await fuzz_platform.wait_ready(timeout=10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="faststream's batch parser decodes every header as UTF-8 before our handler runs: a record with "
-    "a non-UTF-8 header value fails its whole batch, which is redelivered forever (the partition stalls). "
-    "Fix: a tolerant parser and decoder in yiju.common.consumer.subscribe (see docs/reliability.md)",
-)
 async def test_a_header_that_is_not_utf8_is_dead_lettered_not_a_poison_pill(
     fuzz_platform: LocalPlatform,
 ) -> None:

@@ -201,6 +201,12 @@ async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
             headers=[("ce_id", b"bad-1"), ("ce_type", b"yiju.plan.created")],
         )
         await producer.send_and_wait("yiju.plan.created.v1", b"", key=b"ord_bad2")
+        await producer.send_and_wait(
+            "yiju.plan.created.v1",
+            b"",
+            key=b"ord_bad3",
+            headers=[("ce_id", b"\xff\xfe-not-utf8"), ("ce_type", b"yiju.plan.created")],
+        )
     finally:
         await producer.stop()
     order = await wait_settled(api, await submit(api, "one mango slush"))
@@ -221,7 +227,7 @@ async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
             for records in batch.values():
                 for r in records:
                     found[r.key] = {k: v.decode() for k, v in r.headers}
-            if b"ord_bad" in found and b"ord_bad2" in found:
+            if {b"ord_bad", b"ord_bad2", b"ord_bad3"} <= set(found):
                 break
     finally:
         await consumer.stop()
@@ -231,6 +237,7 @@ async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
     assert bad["x-dlq-original-topic"] == "yiju.plan.created.v1"
     assert bad["x-dlq-original-offset"].isdigit()
     assert "missing CloudEvents headers" in found[b"ord_bad2"]["x-dlq-error-message"]
+    assert "UTF-8" in found[b"ord_bad3"]["x-dlq-error-message"]  # a poison header is not a poison pill
 
 
 async def test_a_redelivered_event_does_not_move_money_twice(
