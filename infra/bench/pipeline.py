@@ -46,7 +46,7 @@ from yiju_infra.bench.plot import latency_png
 from yiju_infra.bench.rawbroker import measure as measure_broker
 from yiju_infra.local.platform import LocalPlatform
 
-FULL_RATES = (100, 200, 400, 800, 1200, 1600, 2000, 2500, 3000)
+FULL_RATES = (50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 2000, 2500, 3000)
 EVENTS_PER_SENTENCE = 6  # published: submitted, accepted, plan created, authorized, fulfilled, captured
 CONSUMED_PER_SENTENCE = 10  # intake 1, projection 5, planning 1, payment 2, fulfilment 1
 HEADLINE = (
@@ -97,6 +97,8 @@ def step_verdict(step: dict[str, Any], limit_ms: float) -> str:
     other = {k: v for k, v in step["statuses"].items() if k != "COMPLETED"}
     if other:
         problems.append(f"not completed: {other}")
+    if step.get("projection_behind"):
+        problems.append(f"projection still behind on {step['projection_behind']} completed orders")
     if step["completed_per_s"] < 0.95 * step["offered_per_s"]:
         problems.append(f"completed {step['completed_per_s']:.0f}/s of {step['offered_per_s']:.0f}/s offered")
     return "; ".join(problems)
@@ -183,7 +185,7 @@ class PipelineBench:
                         await runner.run_phase(Constant(cfg.warmup_rate, cfg.warmup_s), "warm-up")
                         await runner.drain(cfg.drain_s)
                     for rate in cfg.rates:
-                        step = await self._step(runner, rate)
+                        step = await self._step(runner, rate, redis)
                         steps.append(step)
                         self.say(
                             f"  {rate:g}/s: completed {step['completed_per_s']:.0f}/s, p50/p95/p99 "
@@ -215,15 +217,18 @@ class PipelineBench:
             await redis.aclose()
         return steps, checks
 
-    async def _step(self, runner: LoadRunner, rate: float) -> dict[str, Any]:
+    async def _step(self, runner: LoadRunner, rate: float, redis: Any) -> dict[str, Any]:
         pids = self.platform.pids
         first = cpu.sample(pids)
         phase = await runner.run_phase(Constant(rate, self.config.step_s), f"{rate:g}/s")
         sent = cpu.sample(pids)
         drained = await runner.drain(self.config.drain_s)
+        # COMPLETED as users see it: the order projection must have caught up with the captured events.
+        projection = await verify_projection(redis, runner.tracks(phase), wait_s=self.config.drain_s)
         done = cpu.sample(pids)
         step = runner.phase_result(phase)
         step["drained"] = drained
+        step["projection_behind"] = projection["mismatched"]
         step["cpu_percent"] = cpu.usage(first, sent)
         used = cpu.usage(first, done)
         seconds = done.at - first.at
