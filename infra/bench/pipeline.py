@@ -9,7 +9,10 @@ backend) on free ports in a temporary data dir, with YIJU_SYNTHETIC_USERS synthe
    until p99 passes --p99-limit-ms or anything is lost, duplicated or fails. Each step: sentences/s
    completed, latency percentiles (from the intended send time, and from intent accepted) to
    COMPLETED, CPU of every process (from /proc) and of whatever else ran on the machine;
-3. checks at the end: nothing lost or duplicated after a final drain, every completed order reads
+3. capacity: a burst of --burst sentences offered within a few seconds, and the rate at which the
+   pipeline completes the backlog (no latency bound: the ceiling of its throughput, and its CPU cost
+   per sentence when every batch is full);
+4. checks at the end: nothing lost or duplicated after a final drain, every completed order reads
    COMPLETED in the projection, and the wallets were charged exactly what was captured.
 
 Writes bench/results.json and bench/latency.png. `--quick` runs short steps (a smoke run, not a
@@ -61,6 +64,7 @@ HEADLINE = (
     "pipeline_events_per_s",
     "broker_ratio",
     "ceiling",
+    "capacity_sentences_per_s",
 )
 
 
@@ -75,7 +79,9 @@ class BenchConfig:
     via: str = "kafka"
     users: int = 10_000
     p99_limit_ms: float = 500.0
+    latency_basis: str = "accepted"  # accepted | intended: which p99 the limit applies to
     raw_records: int = 200_000
+    burst: int = 10_000
     keep_going: bool = False
     replicas: dict[str, int] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -83,11 +89,13 @@ class BenchConfig:
     png: Path = REPO_ROOT / "bench" / "latency.png"
 
 
-def step_verdict(step: dict[str, Any], limit_ms: float) -> str:
-    """Empty when the step was sustained cleanly, else why not."""
+def step_verdict(step: dict[str, Any], limit_ms: float, basis: str = "accepted") -> str:
+    """Empty when the step was sustained cleanly, else why not. `basis`: the p99 that must stay under the
+    limit, from intent "accepted" (the default, as issue #5 defines it) or from the "intended" send time."""
     problems = []
-    if step["latency_ms"]["p99"] > limit_ms:
-        problems.append(f"p99 {step['latency_ms']['p99']:.0f} ms > {limit_ms:g} ms")
+    p99 = step["pipeline_latency_ms" if basis == "accepted" else "latency_ms"]["p99"]
+    if p99 > limit_ms:
+        problems.append(f"p99 ({basis} -> COMPLETED) {p99:.0f} ms > {limit_ms:g} ms")
     if step["unsettled"] or step["lost"]:
         problems.append(f"{step['unsettled'] or step['lost']} not settled after the drain")
     if step["failed"]:
@@ -187,10 +195,11 @@ class PipelineBench:
                     for rate in cfg.rates:
                         step = await self._step(runner, rate, redis)
                         steps.append(step)
+                        accepted, intended = step["pipeline_latency_ms"], step["latency_ms"]
                         self.say(
                             f"  {rate:g}/s: completed {step['completed_per_s']:.0f}/s, p50/p95/p99 "
-                            f"{step['latency_ms']['p50']:.0f}/{step['latency_ms']['p95']:.0f}/"
-                            f"{step['latency_ms']['p99']:.0f} ms, "
+                            f"{accepted['p50']:.0f}/{accepted['p95']:.0f}/{accepted['p99']:.0f} ms from "
+                            f"accepted ({intended['p99']:.0f} ms p99 from intended send), "
                             f"CPU ours {step['cpu_percent']['all ours']:.0f}% "
                             f"others {step['cpu_percent']['others']:.0f}%"
                             + (f"  -> {step['verdict']}" if step["verdict"] else "")
@@ -199,6 +208,7 @@ class PipelineBench:
                             break
                     self.say(f"final drain (up to {cfg.final_drain_s:g}s) ...")
                     await runner.drain(cfg.final_drain_s)
+                    capacity = await self._capacity(runner, redis) if cfg.burst > 0 else None
                 measured = [t for t in runner.tracks() if t.phase > 0 or cfg.warmup_s <= 0]
                 final = runner.overall_result(final=True)
                 checks = {
@@ -210,12 +220,47 @@ class PipelineBench:
                     "projection": await verify_projection(redis, measured),
                     "money": money_check(before, await wallet_spent(redis, runner.pool.ids), runner.tracks()),
                     "restarts": dict(self.platform.restarts),
+                    "capacity": capacity,
                 }
                 self.console.print(phase_table(steps, "pipeline steps"), width=max(self.console.width, 150))
                 self.console.print(cpu_table(steps), width=max(self.console.width, 150))
         finally:
             await redis.aclose()
         return steps, checks
+
+    async def _capacity(self, runner: LoadRunner, redis: Any) -> dict[str, Any]:
+        """Offers `burst` sentences within ~5 s and times how fast the pipeline completes the backlog."""
+        cfg = self.config
+        pids = self.platform.pids
+        rate = max(cfg.burst / 5.0, 1.0)
+        self.say(f"capacity: {cfg.burst} sentences offered at {rate:.0f}/s, then drained ...")
+        first = cpu.sample(pids)
+        phase = await runner.run_phase(Constant(rate, cfg.burst / rate), "capacity burst")
+        await runner.drain(cfg.final_drain_s + cfg.burst / 50)
+        projection = await verify_projection(redis, runner.tracks(phase), wait_s=cfg.final_drain_s)
+        done = cpu.sample(pids)
+        result = runner.phase_result(phase, final=True)
+        finished = [t.done_ms for t in runner.tracks(phase) if t.status == "COMPLETED"]
+        seconds = (max(finished) - phase.started_ms) / 1000 if finished else 0.0
+        used = cpu.usage(first, done)
+        wall = done.at - first.at
+        capacity = {
+            "offered": result["offered"],
+            "completed": result["completed"],
+            "lost": result["lost"],
+            "duplicated": result["duplicated"],
+            "seconds_to_complete": round(seconds, 1),
+            "sentences_per_s": round(len(finished) / seconds, 1) if seconds else 0.0,
+            "projection_behind": projection["mismatched"],
+            "cpu_percent": used,
+            "cpu_ms_per_sentence": round(used["all ours"] / 100 * wall * 1000 / max(len(finished), 1), 3),
+        }
+        self.say(
+            f"  capacity: {capacity['completed']}/{capacity['offered']} completed in "
+            f"{capacity['seconds_to_complete']:.0f}s = {capacity['sentences_per_s']:.0f}/s, "
+            f"{capacity['cpu_ms_per_sentence']:.1f} ms CPU/sentence, others {used['others']:.0f}%"
+        )
+        return capacity
 
     async def _step(self, runner: LoadRunner, rate: float, redis: Any) -> dict[str, Any]:
         pids = self.platform.pids
@@ -240,7 +285,7 @@ class PipelineBench:
             for name, v in used.items()
             if name not in ("all ours", "machine", "others")
         }
-        step["verdict"] = step_verdict(step, self.config.p99_limit_ms)
+        step["verdict"] = step_verdict(step, self.config.p99_limit_ms, self.config.latency_basis)
         return step
 
     def _results(
@@ -270,6 +315,7 @@ class PipelineBench:
             "ceiling": (
                 {"offered_per_s": ceiling["offered_per_s"], "why": ceiling["verdict"]} if ceiling else None
             ),
+            "capacity_sentences_per_s": (checks.get("capacity") or {}).get("sentences_per_s"),
             "notes": {
                 "latency": "p50/p95/p99_ms: from intent accepted (IntentAccepted.accepted_at_ms) to the "
                 "PaymentCaptured event (the order's COMPLETED); e2e_*: from the sentence's intended send "
@@ -306,20 +352,32 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--p99-limit-ms", type=float, default=500.0)
     parser.add_argument(
+        "--latency-from",
+        choices=("accepted", "intended"),
+        default="accepted",
+        help="the p99 held to the limit: from intent accepted (default) or from the intended send time",
+    )
+    parser.add_argument(
         "--raw-records", type=int, help="raw broker test size (default 200000; --quick 50000)"
     )
     parser.add_argument("--keep-going", action="store_true", help="run every rate even after one fails")
+    parser.add_argument("--burst", type=int, help="sentences in the capacity burst (default 10000; 0: none)")
     parser.add_argument("--replicas", default="", metavar="SVC=N,...", help="service replicas, e.g. intent=2")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra service environment")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
     parser.add_argument("--png", type=Path, default=REPO_ROOT / "bench" / "latency.png")
     args = parser.parse_args(argv)
     config = BenchConfig(
-        via=args.via, users=args.users, p99_limit_ms=args.p99_limit_ms, keep_going=args.keep_going
+        via=args.via,
+        users=args.users,
+        p99_limit_ms=args.p99_limit_ms,
+        keep_going=args.keep_going,
+        latency_basis=args.latency_from,
     )
     if args.quick:
         config.step_s, config.warmup_s, config.raw_records, config.drain_s = 10.0, 5.0, 50_000, 20.0
-        config.rates = (100, 400, 800, 1600)
+        config.burst = 3000
+        config.rates = (50, 100, 200, 400)
     if args.rates:
         config.rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
     if args.step_s:
@@ -328,6 +386,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         config.raw_records = args.raw_records
     if args.drain_s:
         config.drain_s = args.drain_s
+    if args.burst is not None:
+        config.burst = args.burst
     for item in filter(None, (p.strip() for p in args.replicas.split(","))):
         name, _, count = item.partition("=")
         config.replicas[name.strip()] = int(count)
@@ -345,7 +405,9 @@ async def main(argv: list[str] | None = None) -> int:
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_text(json.dumps(results, ensure_ascii=False, indent=2))
     title = f"yiju pipeline, {results['machine']['cpus']} cores, via {config.via}"
-    drawn = latency_png(results["steps"], config.png, config.p99_limit_ms, title)
+    drawn = latency_png(
+        results["steps"], config.png, config.p99_limit_ms, title, results.get("capacity_sentences_per_s")
+    )
     headline = {k: results[k] for k in HEADLINE}
     console.print_json(json.dumps(headline))
     console.print(f"wrote {config.out}" + (f" and {config.png}" if drawn else " (no matplotlib: no plot)"))

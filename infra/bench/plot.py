@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 
-def latency_png(steps: list[dict[str, Any]], path: Path, limit_ms: float, title: str) -> bool:
+def latency_png(
+    steps: list[dict[str, Any]], path: Path, limit_ms: float, title: str, capacity: float | None = None
+) -> bool:
     """Writes the plot; False (and nothing written) when matplotlib is not installed."""
     try:
         import matplotlib
@@ -42,6 +44,10 @@ def latency_png(steps: list[dict[str, Any]], path: Path, limit_ms: float, title:
     top.legend(fontsize=8)
     bottom.plot(rates, rates, ":", color="grey", label="offered")
     bottom.plot(rates, [s["completed_per_s"] for s in steps], "o-", label="completed")
+    if capacity:
+        bottom.axhline(
+            capacity, color="green", linestyle="--", label=f"capacity, backlog drained: {capacity:.0f}/s"
+        )
     bottom.set_xlabel("offered load (sentences/s)")
     bottom.set_ylabel("sentences/s")
     bottom.grid(True, alpha=0.3)

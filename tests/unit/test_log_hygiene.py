@@ -14,8 +14,14 @@ def _format(**extra: object) -> dict:
 
 
 def test_secrets_are_dropped_from_log_lines() -> None:
-    line = _format(token="eyJhbGciOi", authorization="Bearer x", jwt_secret="s3cret", api_key="yk_1",
-                   user_assertion="eyJ", order_id="ord_1")
+    line = _format(
+        token="eyJhbGciOi",
+        authorization="Bearer x",
+        jwt_secret="s3cret",
+        api_key="yk_1",
+        user_assertion="eyJ",
+        order_id="ord_1",
+    )
     assert line["token"] == line["authorization"] == line["jwt_secret"] == line["api_key"] == "[secret]"
     assert line["user_assertion"] == "[secret]"
     assert line["order_id"] == "ord_1"

@@ -28,4 +28,3 @@ def build_backend(name: str, catalog: Catalog, gateway: GatewaySettings) -> Back
 
         return TransformersBackend(gateway.transformers)
     raise ValueError(f"unknown gateway backend {name!r} (known: rules, openai, transformers)")
-
