@@ -339,6 +339,7 @@ class LocalPlatform:
         env = dict(SERVICE_ENV_DEFAULTS)
         env.update(os.environ)
         env.update(self._address_env())
+        env["YIJU_KAFKA_PARTITIONS"] = str(self.partitions())
         env["YIJU_METRICS_PORT"] = str(self.ports.metrics(service))
         env.update(self.extra_env)
         if name != service:
@@ -378,6 +379,14 @@ class LocalPlatform:
             return self.api_url
         return f"http://{HOST}:{self._ports_of_replica(name)['YIJU_HTTP_PORT']}"
 
+    def partitions(self) -> int:
+        """Partitions per topic in embedded mode: one per process of the largest consumer group, unless
+        YIJU_KAFKA_PARTITIONS says otherwise. A process already orders and parallelises its records by
+        order key; every extra partition only makes each consumer's fetches dearer for the broker
+        (measured idle, all five services: 95 % of a core with 6 partitions, 42 % with 1)."""
+        explicit = self.extra_env.get("YIJU_KAFKA_PARTITIONS") or os.environ.get("YIJU_KAFKA_PARTITIONS")
+        return int(explicit) if explicit else max(self.replicas.values(), default=1)
+
     def settings(self) -> Settings:
         """A yiju Settings pointing at this platform (extra_env applied), e.g. for ensure_topics."""
         from yiju.common.settings import Settings
@@ -388,6 +397,7 @@ class LocalPlatform:
             if field in Settings.model_fields:
                 overrides[field] = value
         overrides.update(
+            kafka_partitions=self.partitions(),
             jwt_secret=self.credentials_env()["YIJU_JWT_SECRET"],
             api_keys_file=self.credentials_env()["YIJU_API_KEYS_FILE"],
             kafka_bootstrap=self.bootstrap,

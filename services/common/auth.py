@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -59,7 +61,63 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
 
 
+class VerifiedTokens:
+    """Claims of tokens already verified, so a token seen again skips the signature check.
+
+    A hot path verifies the same token over and over: a client's bearer token on every request, the
+    user assertion on every intent a client publishes to Kafka (9 % of the intake's CPU under load).
+    An entry is the exact token string with the audience, issuer and key material it was verified
+    against; it is used only while the token is unexpired, and at most `max_age_s` after its check,
+    so a key revoked at the identity provider takes effect within that time. Bounded (least recently
+    used entries go first); thread-safe.
+    """
+
+    def __init__(self, max_entries: int = 100_000, max_age_s: float = 60.0) -> None:
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
+        self._entries: OrderedDict[tuple[str, ...], tuple[dict, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...], now: float) -> dict | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            claims, good_until = entry
+            if now >= good_until:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return claims
+
+    def put(self, key: tuple[str, ...], claims: dict, now: float) -> None:
+        good_until = min(float(claims["exp"]), now + self.max_age_s)
+        with self._lock:
+            self._entries[key] = (claims, good_until)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+VERIFIED = VerifiedTokens()
+
+
 def _decode(token: str, settings: Settings, audience: str) -> dict:
+    """The token's claims once its signature, audience, issuer and expiry are checked (cached)."""
+    key = (token, audience, settings.jwt_issuer, settings.jwt_secret, settings.jwks_url)
+    now = time.time()
+    claims = VERIFIED.get(key, now)
+    if claims is None:
+        claims = _verify(token, settings, audience)
+        VERIFIED.put(key, claims, now)
+    return claims
+
+
+def _verify(token: str, settings: Settings, audience: str) -> dict:
     options = {"require": ["sub", "exp", "iat"]}
     try:
         if settings.jwks_url and jwt.get_unverified_header(token).get("alg", "").startswith(

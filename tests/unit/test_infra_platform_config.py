@@ -78,6 +78,18 @@ def test_client_env_and_settings(tmp_path: Path) -> None:
     assert settings.kafka_bootstrap == platform.bootstrap and settings.kafka_partitions == 3
 
 
+def test_embedded_partitions_follow_the_largest_consumer_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("YIJU_KAFKA_PARTITIONS", raising=False)
+    assert LocalPlatform.on_free_ports(tmp_path).partitions() == 1
+    scaled = LocalPlatform.on_free_ports(tmp_path, replicas={"payment": 3, "intent": 2})
+    assert scaled.partitions() == 3 and scaled.settings().kafka_partitions == 3
+    assert scaled.service_env("planning")["YIJU_KAFKA_PARTITIONS"] == "3"
+    monkeypatch.setenv("YIJU_KAFKA_PARTITIONS", "8")
+    assert LocalPlatform.on_free_ports(tmp_path).settings().kafka_partitions == 8
+
+
 def test_default_data_dir_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YIJU_DATA_DIR", str(tmp_path / "var"))
     assert LocalPlatform().data_dir == (tmp_path / "var").resolve()
