@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
 from google.protobuf.message import Message
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from yiju.common import telemetry
 from yiju.common.envelope import build_headers, spec_for
@@ -88,7 +88,9 @@ class EventPublisher:
         headers = build_headers(spec, order_id, self.source, eid=eid)
         if extra_headers:
             headers.update(extra_headers)
-        with self._tracer.start_as_current_span(
+        # The send span is not made current (nothing runs inside it but the hand-off to the producer):
+        # it is started, injected into the headers and ended, without the context-manager layers.
+        span = self._tracer.start_span(
             f"send {spec.topic}",
             kind=SpanKind.PRODUCER,
             attributes={
@@ -100,9 +102,16 @@ class EventPublisher:
                 "messaging.message.id": headers["ce_id"],
                 "cloudevents.event_type": spec.type,
             },
-        ):
-            telemetry.inject(headers)
+        )
+        try:
+            telemetry.inject(headers, trace.set_span_in_context(span))
             future = await self._send(spec.topic, message.SerializeToString(), order_id.encode(), headers)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            span.end()
         self._published(spec.topic).inc()
         return future
 

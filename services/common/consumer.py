@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from google.protobuf.message import Message
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.asyncio.client import Redis
@@ -189,9 +190,13 @@ class BatchProcessor:
         }
         parent = telemetry.extract(meta.headers)
         started = time.perf_counter()
-        with self._tracer.start_as_current_span(
+        # Made current by hand rather than with start_as_current_span's context-manager layers (a
+        # measurable share of a consumer's CPU at ~17 spans a sentence); same span, same context.
+        span = self._tracer.start_span(
             f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-        ) as span:
+        )
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
             attempt = 0
             while True:
                 attempt += 1
@@ -223,6 +228,13 @@ class BatchProcessor:
                     await asyncio.sleep(self.settings.handler_backoff_ms / 1000 * 2 ** (attempt - 1))
             for out, order_id in ctx.emitted:
                 pending.append(await self.publisher.send(out, order_id))
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
         self._metric(HANDLER_SECONDS, self.group.name, record.topic).observe(time.perf_counter() - started)
         self._metric(EVENTS_CONSUMED, self.group.name, record.topic, "ok").inc()
         return True

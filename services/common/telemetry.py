@@ -91,9 +91,9 @@ def tracer(name: str = "yiju") -> trace.Tracer:
     return trace.get_tracer(name)
 
 
-def inject(carrier: dict[str, str]) -> dict[str, str]:
-    """Writes the current context as W3C traceparent/tracestate into carrier."""
-    propagate.inject(carrier)
+def inject(carrier: dict[str, str], context: otel_context.Context | None = None) -> dict[str, str]:
+    """Writes the context (default: the current one) as W3C traceparent/tracestate into carrier."""
+    propagate.inject(carrier, context=context)
     return carrier
 
 
