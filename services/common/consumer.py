@@ -133,7 +133,9 @@ class BatchProcessor:
                 await self.dead_letter(record, "malformed", exc, attempts=0)
                 continue
             decoded.append((record, meta, message))
-        seen = await self.redis.mget([self._dedup_key(m.id) for _, m, _ in decoded]) if decoded else []
+        keyed = decoded and not self.group.idempotent
+        seen = await self.redis.mget([self._dedup_key(m.id) for _, m, _ in decoded]) if keyed else []
+        seen = seen or [None] * len(decoded)
         by_order: dict[bytes | None, list[tuple[Record, EventMeta, Message]]] = defaultdict(list)
         for item, already in zip(decoded, seen, strict=True):
             if already:
@@ -147,7 +149,7 @@ class BatchProcessor:
             return_exceptions=True,
         )
         await asyncio.gather(*pending)
-        if done:
+        if done and not self.group.idempotent:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for event_id in done:
                     pipe.set(self._dedup_key(event_id), "1", ex=self.settings.dedup_ttl_s)

@@ -48,6 +48,9 @@ class ConsumerGroup:
     name: str
     service: str
     topics: tuple[str, ...]
+    # True when applying a record twice has the effect of applying it once by construction (the order
+    # projection): the group keeps no de-duplication keys (no MGET before, no SET after each batch).
+    idempotent: bool = False
 
     @property
     def dead_letter_topic(self) -> str:
@@ -55,7 +58,7 @@ class ConsumerGroup:
 
 
 INTENT_INTAKE = ConsumerGroup("yiju-intent-intake", "intent", (INTENT_SUBMITTED,))
-INTENT_PROJECTION = ConsumerGroup("yiju-intent-projection", "intent", ORDER_EVENT_TOPICS)
+INTENT_PROJECTION = ConsumerGroup("yiju-intent-projection", "intent", ORDER_EVENT_TOPICS, idempotent=True)
 PLANNING = ConsumerGroup(
     "yiju-planning",
     "planning",

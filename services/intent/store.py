@@ -69,13 +69,14 @@ class OrderStore:
         args: list[Any] = [status or "", RANK[status] if status else 0, at, reason, updates_channel(order_id)]
         for name, (rank, value) in (sections or {}).items():
             args += [name, rank, orjson.dumps(value).decode()]
+        terminal = status is not None and RANK[status] >= TERMINAL_RANK
         async with self.redis.pipeline(transaction=False) as pipe:
             await self._apply(keys=[order_key(order_id), history_key(order_id)], args=args, client=pipe)
-            pipe.zadd(OPEN_ORDERS_KEY, {order_id: now_ms()}, xx=True, gt=True)
-            pipe.hget(order_key(order_id), "rank")
-            changed, _, rank = await pipe.execute()
-        if int(rank or 0) >= TERMINAL_RANK:
-            await self.redis.zrem(OPEN_ORDERS_KEY, order_id)
+            if terminal:  # whatever it ended as, the order is off the sweeper's list
+                pipe.zrem(OPEN_ORDERS_KEY, order_id)
+            else:  # only an order still on the list moves (XX): a late event never re-opens one
+                pipe.zadd(OPEN_ORDERS_KEY, {order_id: now_ms()}, xx=True, gt=True)
+            changed, _ = await pipe.execute()
         return bool(changed)
 
     async def open_orders(self, idle_since_ms: int, limit: int = 200) -> list[tuple[str, int]]:

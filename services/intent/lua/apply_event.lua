@@ -1,5 +1,7 @@
 -- Applies one order event to the status document. Status moves only forward (by rank) and never
 -- leaves a terminal status; each section (plan, payment, fulfilment) keeps its most advanced version.
+-- Idempotent: the same event applied again changes nothing (a history entry "STATUS|at" is added
+-- once), so the projection needs no de-duplication keys. Returns 1 when anything changed.
 -- KEYS[1] order hash, KEYS[2] history list
 -- ARGV[1] status or '', ARGV[2] rank, ARGV[3] at, ARGV[4] reason, ARGV[5] update channel,
 -- then triples: section name, section rank, section JSON
@@ -9,18 +11,23 @@ local fresh = redis.call('EXISTS', KEYS[1]) == 0
 local current = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
 local changed = 0
 if ARGV[1] ~= '' then
-  redis.call('RPUSH', KEYS[2], ARGV[1] .. '|' .. ARGV[3])
+  local entry = ARGV[1] .. '|' .. ARGV[3]
+  if not redis.call('LPOS', KEYS[2], entry) then
+    redis.call('RPUSH', KEYS[2], entry)
+    changed = 1
+  end
   if current < 100 and tonumber(ARGV[2]) > current then
     redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2])
     if ARGV[4] ~= '' then
       redis.call('HSET', KEYS[1], 'reason', ARGV[4])
     end
+    changed = 1
   end
-  changed = 1
 end
 for i = 6, #ARGV, 3 do
   local held = tonumber(redis.call('HGET', KEYS[1], ARGV[i] .. ':rank') or '-1')
-  if tonumber(ARGV[i + 1]) >= held then
+  if tonumber(ARGV[i + 1]) > held or (tonumber(ARGV[i + 1]) == held and
+      redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 2]) then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2], ARGV[i] .. ':rank', ARGV[i + 1])
     changed = 1
   end
