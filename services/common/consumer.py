@@ -335,6 +335,7 @@ def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings
         # wait is over (not when records arrive), so aiokafka's default (500 ms) would add up to half a
         # second per hop; the batch timeout is how long a batch may wait anyway.
         fetch_max_wait_ms=settings.kafka_batch_timeout_ms,
+        fetch_min_bytes=settings.kafka_fetch_min_bytes,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         parser=tolerant_parser,

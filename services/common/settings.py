@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 3_000
     kafka_max_poll_records: int = 500
     kafka_batch_timeout_ms: int = 20
+    # A fetch is answered once this many bytes are ready, or after kafka_batch_timeout_ms: above 1, a
+    # trickle of records is gathered into fewer, larger batches (fewer fetches, less CPU per record).
+    kafka_fetch_min_bytes: int = 1
     kafka_linger_ms: int = 2
     kafka_acks: str = "all"
     kafka_client_prefix: str = "yiju"
