@@ -87,6 +87,9 @@ async def wait_settled(
     order: dict[str, Any] = {}
     while time.monotonic() < deadline:
         reply = await api.get(f"/v1/orders/{order_id}")
+        if reply.status_code == 429:  # the per-user edge rate limit: back off as a client must
+            await asyncio.sleep(max(reply.json()["error"]["retry_after_ms"], 50) / 1000)
+            continue
         assert reply.status_code == 200, reply.text
         order = reply.json()
         if (until and order["status"] in until) or (not until and is_settled(order["status"])):
