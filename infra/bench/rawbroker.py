@@ -100,6 +100,26 @@ class RawBrokerResult:
         return {k: round(v, 1) if isinstance(v, float) else v for k, v in self.__dict__.items()}
 
 
+def reader_of(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A consumer without a group, from the start of the topic, fetching big batches."""
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=20,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+async def read(consumer: AIOKafkaConsumer, records: int) -> None:
+    """Returns once `records` records have been fetched."""
+    seen = 0
+    while seen < records:
+        batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
+        seen += sum(len(v) for v in batch.values())
+
+
 async def measure(bootstrap: str, records: int = 200_000, partitions: int = 6) -> RawBrokerResult:
     topic = f"yiju.bench.raw.{int(time.time() * 1000)}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -117,14 +137,7 @@ async def measure(bootstrap: str, records: int = 200_000, partitions: int = 6) -
         max_batch_size=256 * 1024,
         enable_idempotence=False,
     )
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    consumer = reader_of(bootstrap, topic)
     await producer.start()
     await consumer.start()
     try:
@@ -146,10 +159,7 @@ async def measure(bootstrap: str, records: int = 200_000, partitions: int = 6) -
             produced_at = time.perf_counter()
 
         async def consume() -> float:
-            seen = 0
-            while seen < records:
-                batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
-                seen += sum(len(v) for v in batch.values())
+            await read(consumer, records)
             return time.perf_counter()
 
         producing = asyncio.create_task(produce())
@@ -159,20 +169,11 @@ async def measure(bootstrap: str, records: int = 200_000, partitions: int = 6) -
         await consumer.stop()
         await producer.stop()
     # Consuming alone, from the start of the now full topic.
-    reader = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    reader = reader_of(bootstrap, topic)
     await reader.start()
     try:
-        began, seen = time.perf_counter(), 0
-        while seen < records:
-            batch = await reader.getmany(timeout_ms=200, max_records=10_000)
-            seen += sum(len(v) for v in batch.values())
+        began = time.perf_counter()
+        await read(reader, records)
         consume_s = time.perf_counter() - began
     finally:
         await reader.stop()

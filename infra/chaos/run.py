@@ -138,9 +138,7 @@ async def run_chaos(config: ChaosConfig, console: Console | None = None) -> dict
         data_dir, extra_env=config.platform_env(catalog_dir), auto_restart=True
     )
     async with platform:
-        await platform.start_infra()
-        await platform.start_services()
-        await platform.wait_ready(timeout=180)
+        await platform.start(ready_timeout=180)
         phases["start_s"] = round(time.monotonic() - began, 1)
         redis = create_redis(url=platform.redis_url)
         settings = platform.settings()

@@ -3,9 +3,7 @@
 One object knows every port and the data dir. Typical use (async, from the main thread)::
 
     async with LocalPlatform.on_free_ports(tmp_path) as platform:
-        await platform.start_infra()
-        await platform.start_services()
-        await platform.wait_ready()
+        await platform.start()  # = start_infra(), start_services(), wait_ready()
         ...  # platform.env() is what a client (the CLI, a test) needs
 
 With `auto_restart` a watcher task restarts any process that exits without being asked to, with
@@ -498,6 +496,12 @@ class LocalPlatform:
         return created
 
     # ----- services
+
+    async def start(self, ready_timeout: float = 60.0) -> None:
+        """The whole platform: broker and Redis (with the topics), then every service, ready."""
+        await self.start_infra()
+        await self.start_services()
+        await self.wait_ready(timeout=ready_timeout)
 
     async def start_services(self, names: Iterable[str] = SERVICES) -> None:
         """Spawns the named services (those not already running) without waiting; see `wait_ready`."""

@@ -133,9 +133,10 @@ class BatchProcessor:
                 await self.dead_letter(record, "malformed", exc, attempts=0)
                 continue
             decoded.append((record, meta, message))
-        keyed = decoded and not self.group.idempotent
-        seen = await self.redis.mget([self._dedup_key(m.id) for _, m, _ in decoded]) if keyed else []
-        seen = seen or [None] * len(decoded)
+        if decoded and not self.group.idempotent:
+            seen = await self.redis.mget([self._dedup_key(m.id) for _, m, _ in decoded])
+        else:  # nothing to look up, or a group whose handlers are idempotent by construction
+            seen = [None] * len(decoded)
         by_order: dict[bytes | None, list[tuple[Record, EventMeta, Message]]] = defaultdict(list)
         for item, already in zip(decoded, seen, strict=True):
             if already:

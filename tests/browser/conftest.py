@@ -47,9 +47,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lo
     data_dir: Path = tmp_path_factory.mktemp("browser-platform")
     plat = LocalPlatform.on_free_ports(data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
     try:
-        await plat.start_infra()
-        await plat.start_services()
-        await plat.wait_ready(timeout=90)
+        await plat.start(ready_timeout=90)
         yield plat
     finally:
         await plat.stop_all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from google.protobuf.message import Message
 
+from yiju.common.envelope import build_headers, spec_for
 from yiju.common.orders import is_settled
 from yiju.common.redis import create_redis
 from yiju_infra.local.platform import LocalPlatform
@@ -28,9 +32,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lo
     data_dir: Path = tmp_path_factory.mktemp("platform")
     plat = LocalPlatform.on_free_ports(data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
     try:
-        await plat.start_infra()
-        await plat.start_services()
-        await plat.wait_ready(timeout=90)
+        await plat.start(ready_timeout=90)
         yield plat
     finally:
         await plat.stop_all()
@@ -78,6 +80,20 @@ async def submit(api: httpx.AsyncClient, text: str, user: str = DEFAULT_USER, **
     reply = await api.post("/v1/intents", json={"user_id": user, "text": text, **extra})
     assert reply.status_code == 202, reply.text
     return reply.json()["order_id"]
+
+
+async def publish_event(
+    producer: AIOKafkaProducer, message: Message, key: str, source: str = "test-client", eid: str = ""
+) -> None:
+    """Publishes an event as a client does (CloudEvents headers, keyed by `key`) and waits for the ack."""
+    spec = spec_for(message)
+    headers = build_headers(spec, key, source, eid=eid or str(uuid.uuid4()))
+    await producer.send_and_wait(
+        spec.topic,
+        message.SerializeToString(),
+        key=key.encode(),
+        headers=[(k, v.encode()) for k, v in headers.items()],
+    )
 
 
 async def wait_settled(

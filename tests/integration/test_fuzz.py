@@ -65,9 +65,7 @@ async def fuzz_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     }
     plat = LocalPlatform.on_free_ports(data_dir, extra_env=env)
     try:
-        await plat.start_infra()
-        await plat.start_services()
-        await plat.wait_ready(timeout=90)
+        await plat.start(ready_timeout=90)
         plat.started_pids = dict(plat.pids)  # type: ignore[attr-defined]
         yield plat
     finally:

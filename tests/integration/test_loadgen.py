@@ -32,9 +32,7 @@ async def load_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
         data_dir, extra_env={"YIJU_SYNTHETIC_USERS": str(USERS)}, replicas={"payment": 2}
     )
     try:
-        await plat.start_infra()
-        await plat.start_services()
-        await plat.wait_ready(timeout=180)
+        await plat.start(ready_timeout=180)
         yield plat
     finally:
         await plat.stop_all()

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import FAILING_SKU, submit, wait_settled
+from tests.integration.conftest import FAILING_SKU, publish_event, submit, wait_settled
 from yiju.common.auth import issue_user_assertion
 from yiju.common.envelope import build_headers, spec_for
 from yiju.common.orders import RANK, TERMINAL, OrderStatus
@@ -165,15 +165,9 @@ async def test_clients_can_publish_intents_straight_to_kafka(
     message = ev.IntentSubmitted(
         user_id="u-1004", text="two americanos to the office", idempotency_key=key, user_assertion=assertion
     )
-    headers = build_headers(spec_for(message), key, "test-client", eid=str(uuid.uuid4()))
     producer = await _producer(platform)
     try:
-        await producer.send_and_wait(
-            spec_for(message).topic,
-            message.SerializeToString(),
-            key=key.encode(),
-            headers=[(k, v.encode()) for k, v in headers.items()],
-        )
+        await publish_event(producer, message, key)
     finally:
         await producer.stop()
     for _ in range(100):

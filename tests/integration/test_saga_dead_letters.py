@@ -11,10 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import submit, wait_settled
+from tests.integration.conftest import publish_event, submit, wait_settled
 from yiju.cli.main import main
 from yiju.common.auth import issue_user_assertion
-from yiju.common.envelope import build_headers, spec_for
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju_infra.local.platform import LocalPlatform
 
@@ -43,16 +42,10 @@ async def test_a_dead_letter_is_listed_and_replayed_once_after_the_cause_is_fixe
         user_assertion=issue_user_assertion("u-1004", platform.settings()),
     )
     event_id = str(uuid.uuid4())
-    headers = build_headers(spec_for(message), key, "test-client", eid=event_id)
     producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(
-            spec_for(message).topic,
-            message.SerializeToString(),
-            key=key.encode(),
-            headers=[(k, v.encode()) for k, v in headers.items()],
-        )
+        await publish_event(producer, message, key, eid=event_id)
     finally:
         await producer.stop()
 

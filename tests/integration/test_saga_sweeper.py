@@ -45,9 +45,7 @@ async def sweep_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
     catalog = prepare_catalog(data_dir / "catalog", confirmation_ttl_s=3)
     plat = LocalPlatform.on_free_ports(data_dir, extra_env={**SWEEP_ENV, "YIJU_CATALOG_DIR": str(catalog)})
     try:
-        await plat.start_infra()
-        await plat.start_services()
-        await plat.wait_ready(timeout=90)
+        await plat.start(ready_timeout=90)
         yield plat
     finally:
         await plat.stop_all()

@@ -13,9 +13,8 @@ import jwt
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.integration.conftest import submit, wait_settled
+from tests.integration.conftest import publish_event, submit, wait_settled
 from yiju.common.auth import issue_token, issue_user_assertion
-from yiju.common.envelope import build_headers, spec_for
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.gen.intent.v1 import intent_pb2 as ipb
 from yiju.gen.intent.v1 import intent_pb2_grpc as ipb_grpc
@@ -161,13 +160,7 @@ async def test_kafka_intake_needs_a_signed_assertion_for_that_user(platform: Loc
             message = ev.IntentSubmitted(
                 user_id="u-1004", text="a latte", idempotency_key=key, user_assertion=assertion
             )
-            headers = build_headers(spec_for(message), key, "attacker", eid=str(uuid.uuid4()))
-            await producer.send_and_wait(
-                spec_for(message).topic,
-                message.SerializeToString(),
-                key=key.encode(),
-                headers=[(k, v.encode()) for k, v in headers.items()],
-            )
+            await publish_event(producer, message, key, source="attacker")
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
