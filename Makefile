@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 GEN_STAMP := services/gen/.stamp
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help venv proto run test test-fast lint fmt bench bench-gateway chart helm browser chaos docs clean
+.PHONY: help venv proto run jaeger test test-fast lint fmt bench bench-gateway chart helm browser chaos docs clean
 HELM := .tools/bin/helm
+JAEGER := .tools/bin/jaeger
 
 help:
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -37,7 +38,14 @@ proto: $(GEN_STAMP) ## regenerate protobuf and gRPC code into services/gen
 run: $(GEN_STAMP) ## start broker, Redis and all five services (Ctrl-C stops everything)
 	$(PY) -m yiju_infra.local.run
 
-test: $(GEN_STAMP) $(TEST_STAMP) $(HELM) browser ## lint, then the whole test suite (unit, integration, e2e)
+jaeger: $(GEN_STAMP) $(JAEGER) ## `make run` with Jaeger v2: traces at http://127.0.0.1:16686 (builds jaeger first)
+	YIJU_JAEGER=1 $(PY) -m yiju_infra.local.run
+
+# Built from the Go module proxy (a few minutes the first time); the script skips an up-to-date build.
+$(JAEGER): infra/jaeger/get-jaeger.sh
+	bash infra/jaeger/get-jaeger.sh
+
+test: $(GEN_STAMP) $(TEST_STAMP) $(HELM) $(JAEGER) browser ## lint, then the whole test suite (unit, integration, e2e)
 	$(VENV)/bin/ruff check services infra tests
 	$(PY) -m pytest
 

@@ -22,16 +22,16 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from yiju_infra.local.broker import Broker
+from yiju_infra.local.broker import BrokerServer, broker_kind, create_broker
 from yiju_infra.local.processes import ManagedProcess, free_port, port_accepts_async, port_is_free
 from yiju_infra.local.redis_server import RedisServer
 
@@ -53,6 +53,7 @@ PORT_ENV: dict[str, str] = {
     "payment": "YIJU_PAYMENT_PORT",
     "fulfilment": "YIJU_FULFILMENT_PORT",
     "kafka": "YIJU_KAFKA_PORT",
+    "kafka_controller": "YIJU_KAFKA_CONTROLLER_PORT",
     "redis": "YIJU_REDIS_PORT",
     "metrics_base": "YIJU_METRICS_PORT_BASE",
 }
@@ -120,6 +121,7 @@ class Ports:
     payment: int = 50054
     fulfilment: int = 50055
     kafka: int = 9092
+    kafka_controller: int = 9093
     redis: int = 6379
     metrics_base: int = 9101
 
@@ -138,32 +140,20 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        """Ports nothing listens on now, all distinct; metrics_base..+4 consecutive (for tests)."""
-        held: list[socket.socket] = []
-        try:
-
-            def grab() -> int:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.bind((HOST, 0))
-                held.append(sock)
-                return int(sock.getsockname()[1])
-
-            values = {f.name: grab() for f in fields(cls) if f.name != "metrics_base"}
-            taken = set(values.values())
-            for _ in range(200):
-                base = grab()
-                block = range(base, base + len(SERVICES))
-                if block[-1] < 65536 and all(
-                    p == base or (p not in taken and port_is_free(p)) for p in block
-                ):
-                    values["metrics_base"] = base
-                    break
-            else:
-                raise RuntimeError("found no block of free consecutive ports for metrics")
-            return cls(**values)
-        finally:
-            for sock in held:
-                sock.close()
+        """Ports nothing listens on now, all distinct and outside the ephemeral range (see `free_port`);
+        metrics_base..+4 consecutive (for tests)."""
+        values: dict[str, int] = {}
+        for f in fields(cls):
+            if f.name != "metrics_base":
+                values[f.name] = free_port(HOST, avoid=values.values())
+        taken = set(values.values())
+        for _ in range(200):
+            base = free_port(HOST, avoid=taken)
+            block = range(base, base + len(SERVICES))
+            if all(p not in taken and port_is_free(p) for p in block):
+                values["metrics_base"] = base
+                return cls(**values)
+        raise RuntimeError("found no block of free consecutive ports for metrics")
 
     def metrics(self, service: str) -> int:
         """The metrics port of `service`: metrics_base + its index in SERVICES."""
@@ -225,17 +215,32 @@ class LocalPlatform:
         extra_env: Mapping[str, str] | None = None,
         auto_restart: bool = True,
         kafka_storage: str | None = None,
+        broker: str | None = None,
+        kafka_bootstrap: str | None = None,
+        namespace: str | None = None,
         service_argv: Callable[[str], Sequence[str]] | None = None,
         replicas: Mapping[str, int] | None = None,
     ) -> None:
         """`extra_env` goes to every service (over everything else); `service_argv(name)` replaces the
         default command `sys.executable -m yiju.<name>` (for stand-ins in tests); `replicas` runs that
-        many processes of a Kafka-consuming service (see the module docstring)."""
+        many processes of a Kafka-consuming service (see the module docstring).
+
+        `broker` is `kafka` or `tansu` (default: $YIJU_BROKER, see `broker_kind`). With
+        `kafka_bootstrap` the platform starts no broker and uses that one (e.g. one Kafka shared by a
+        whole test session); `namespace` then prefixes its topics and consumer groups
+        (YIJU_KAFKA_TOPIC_PREFIX / YIJU_KAFKA_GROUP_PREFIX), so platforms sharing a broker never see
+        each other's events. A platform on a shared broker gets a random namespace unless one is given.
+        """
         self.data_dir = Path(data_dir if data_dir is not None else _default_data_dir()).resolve()
         self.ports = ports if ports is not None else Ports.from_env()
         self.extra_env = dict(extra_env or {})
         self.auto_restart = auto_restart
         self.kafka_storage = kafka_storage
+        self.broker_kind = "external" if kafka_bootstrap else (broker or broker_kind())
+        self.external_bootstrap = kafka_bootstrap
+        if namespace is None and kafka_bootstrap:
+            namespace = f"p{uuid.uuid4().hex[:10]}."
+        self.namespace = namespace or ""
         self.service_argv = service_argv or (lambda name: [sys.executable, "-m", f"yiju.{name}"])
         self.replicas: dict[str, int] = {}
         for name, count in (replicas or {}).items():
@@ -245,7 +250,7 @@ class LocalPlatform:
                 raise ValueError(f"replicas: {name} needs at least 1 process, got {count}")
             self.replicas[name] = int(count)
         self._replica_ports: dict[str, dict[str, int]] = {}
-        self.broker: Broker | None = None
+        self.broker: BrokerServer | None = None
         self.redis: RedisServer | None = None
         self.timings: dict[str, float] = {}
         self.restarts: dict[str, int] = {}
@@ -256,6 +261,8 @@ class LocalPlatform:
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._credentials_env: dict[str, str] | None = None
+        # True when start_infra found Redis state from another event log and cleared it.
+        self.state_cleared = False
 
     @classmethod
     def on_free_ports(cls, data_dir: Path | str, **kwargs: Any) -> LocalPlatform:
@@ -274,7 +281,18 @@ class LocalPlatform:
 
     @property
     def bootstrap(self) -> str:
-        return f"{HOST}:{self.ports.kafka}"
+        return self.external_bootstrap or f"{HOST}:{self.ports.kafka}"
+
+    @property
+    def infra(self) -> tuple[str, ...]:
+        """The infrastructure processes this platform runs: the broker (unless shared) and Redis."""
+        return ("redis",) if self.external_bootstrap else INFRA
+
+    def namespace_env(self) -> dict[str, str]:
+        """The topic and consumer-group prefixes of this platform (empty when it has none)."""
+        if not self.namespace:
+            return {}
+        return {"YIJU_KAFKA_TOPIC_PREFIX": self.namespace, "YIJU_KAFKA_GROUP_PREFIX": self.namespace}
 
     @property
     def redis_url(self) -> str:
@@ -297,6 +315,7 @@ class LocalPlatform:
             "YIJU_KAFKA_BOOTSTRAP": self.bootstrap,
             "YIJU_REDIS_URL": self.redis_url,
             "YIJU_DATA_DIR": str(self.data_dir),
+            **self.namespace_env(),
         }
 
     def credentials_env(self) -> dict[str, str]:
@@ -322,6 +341,7 @@ class LocalPlatform:
             "YIJU_DATA_DIR": str(self.data_dir),
             "YIJU_HTTP_HOST": HOST,
             "YIJU_GRPC_HOST": HOST,
+            **self.namespace_env(),
         }
         for field in ("http", "grpc", "gateway", "planning", "payment", "fulfilment"):
             env[PORT_ENV[field]] = str(getattr(self.ports, field))
@@ -338,6 +358,8 @@ class LocalPlatform:
         env.update(os.environ)
         env.update(self._address_env())
         env["YIJU_KAFKA_PARTITIONS"] = str(self.partitions())
+        if self.broker_kind == "tansu":  # tansu answers InitProducerId with an error
+            env["YIJU_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
         env["YIJU_METRICS_PORT"] = str(self.ports.metrics(service))
         env.update(self.extra_env)
         if name != service:
@@ -395,6 +417,8 @@ class LocalPlatform:
             if field in Settings.model_fields:
                 overrides[field] = value
         overrides.update(
+            kafka_topic_prefix=self.namespace,
+            kafka_group_prefix=self.namespace,
             kafka_partitions=self.partitions(),
             jwt_secret=self.credentials_env()["YIJU_JWT_SECRET"],
             api_keys_file=self.credentials_env()["YIJU_API_KEYS_FILE"],
@@ -453,38 +477,82 @@ class LocalPlatform:
 
     # ----- infra
 
-    async def start_infra(self, timeout: float = 30.0) -> list[str]:
-        """Starts the broker and Redis (concurrently), waits for both, creates the topics.
+    async def start_infra(self, timeout: float = 60.0) -> list[str]:
+        """Starts the broker (unless shared) and Redis concurrently, waits for both, creates the topics,
+        and checks that Redis and the event log belong together (`check_state_matches_log`).
 
         Returns the topics it created. Timings land in `self.timings` ("broker", "redis", "topics").
-        On failure it stops what it started and raises (ProcessError, PortInUseError, BinaryNotFoundError).
+        On failure it stops what it started and raises (ProcessError, PortInUseError, BinaryNotFoundError,
+        KafkaUnavailableError).
         """
-        running = [s for s in (self.broker, self.redis) if s is not None and s.process.is_alive]
-        if len(running) == 2:
+        running = [self.process(n) for n in self.infra if self._started(n)]
+        if len(running) == len(self.infra) and all(p.is_alive for p in running):
             return await self.ensure_topics()  # already running
-        self._check_ports(
-            [
+        wanted = [(self.ports.redis, PORT_ENV["redis"], "Redis")]
+        if not self.external_bootstrap:
+            wanted += [
                 (self.ports.kafka, PORT_ENV["kafka"], "Kafka broker"),
-                (self.ports.redis, PORT_ENV["redis"], "Redis"),
+                (self.ports.kafka_controller, PORT_ENV["kafka_controller"], "Kafka controller"),
             ]
-        )
-        self.broker = Broker(self.ports.kafka, self.data_dir, host=HOST, storage=self.kafka_storage)
-        self.redis = RedisServer(self.ports.redis, self.data_dir, host=HOST)
-        try:
-            self.broker.spawn()
-            self.redis.spawn()
-            self._wanted.update(INFRA)
-            broker_s, redis_s = await asyncio.gather(
-                self.broker.wait_ready(timeout), self.redis.wait_ready(timeout)
+        self._check_ports(wanted)
+        if not self.external_bootstrap:
+            self.broker = create_broker(
+                self.broker_kind,
+                self.ports.kafka,
+                self.data_dir,
+                controller_port=self.ports.kafka_controller,
+                host=HOST,
+                storage=self.kafka_storage,
             )
-            self.timings["broker"], self.timings["redis"] = broker_s, redis_s
+        self.redis = RedisServer(self.ports.redis, self.data_dir, host=HOST)
+        servers = [s for s in (self.broker, self.redis) if s is not None]
+        try:
+            if self.broker is not None:
+                await asyncio.to_thread(self.broker.prepare)  # fetch (first time) and format Kafka
+            for server in servers:
+                server.spawn()
+            self._wanted.update(self.infra)
+            waits = [self.redis.wait_ready(timeout)]
+            if self.broker is not None:
+                waits.append(self.broker.wait_ready(timeout))
+            took = await asyncio.gather(*waits)
+            self.timings["redis"] = took[0]
+            if self.broker is not None:
+                self.timings["broker"] = took[1]
             created = await self.ensure_topics()
+            self.state_cleared = await self.check_state_matches_log(created)
         except BaseException:
-            self._wanted.difference_update(INFRA)
-            await asyncio.gather(self.broker.stop(), self.redis.stop())
+            self._wanted.difference_update(self.infra)
+            await asyncio.gather(*(server.stop() for server in servers))
             raise
         self._ensure_watcher()
         return created
+
+    def _started(self, name: str) -> bool:
+        return (self.broker if name == "broker" else self.redis) is not None
+
+    async def check_state_matches_log(self, created: Sequence[str]) -> bool:
+        """Redis and the event log are one unit (see `yiju_infra.local.state_unit`): Redis state that
+        remembers events the broker no longer has is cleared, and the platform says so. Returns True
+        when it cleared anything."""
+        from yiju_infra.local.state_unit import reconcile_state_with_log
+
+        return await reconcile_state_with_log(
+            self.redis_url,
+            log_id=self.event_log_id(),
+            log_is_new=bool(created) and len(created) == len(self._all_topics()),
+        )
+
+    def event_log_id(self) -> str:
+        """Names the event log this platform's Redis state belongs to: the Kafka cluster id (a fresh
+        log directory gets a new one) and the topic namespace."""
+        cluster = getattr(self.broker, "cluster_id", None) or self.broker_kind
+        return f"{cluster}/{self.namespace}"
+
+    def _all_topics(self) -> tuple[str, ...]:
+        from yiju.common.topics import ALL_TOPICS
+
+        return ALL_TOPICS
 
     async def ensure_topics(self) -> list[str]:
         """Creates the missing topics (yiju.common.topics.ensure_topics); returns those it created."""

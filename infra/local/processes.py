@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import random
 import shlex
 import signal
 import socket
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,35 @@ def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux: ip_local_port_range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default; IANA's dynamic range starts at 49152
+
+
+# Listen ports for test and bench platforms come from here: below the ephemeral range (outgoing
+# connections take their local ports from it, so a port picked there can be taken by the time the
+# server binds it) and above the well-known services a developer may run (Redis, Kafka, Postgres ...).
+LISTEN_PORT_RANGE = (20000, 32000)
+_picker = random.Random()
+
+
+def free_port(host: str = "127.0.0.1", *, avoid: Iterable[int] = ()) -> int:
+    """A TCP port nothing listens on now, outside the ephemeral range (picked at random from
+    LISTEN_PORT_RANGE, so that concurrent test runs rarely try the same one)."""
+    low, high = LISTEN_PORT_RANGE
+    eph_low, eph_high = ephemeral_port_range()
+    avoid = set(avoid)
+    for _ in range(2000):
+        port = _picker.randint(low, high)
+        if eph_low <= port <= eph_high or port in avoid:
+            continue
+        if port_is_free(port, host) and not port_accepts(port, host, timeout=0.2):
+            return port
+    raise RuntimeError(f"no free TCP port on {host} in {low}-{high} outside the ephemeral range")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

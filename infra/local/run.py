@@ -3,6 +3,8 @@
 Ports and the data dir come from the environment (YIJU_HTTP_PORT, YIJU_KAFKA_PORT, ..., YIJU_DATA_DIR;
 see yiju_infra.local.platform). `--services intent,planning` (or $YIJU_LOCAL_SERVICES) starts only
 those services; `--services none` runs only the broker and Redis (e.g. to run a service in a debugger).
+`--jaeger` (or YIJU_JAEGER=1; `make jaeger`) first starts Jaeger v2 (yiju_infra.local.jaeger) and points
+the services at it: spans go there over OTLP/HTTP and traces are read back from its query API.
 Ctrl-C or SIGTERM stops every process and exits 0; a start-up failure
 stops everything and exits 1 (2 for a taken port or a bad setting).
 """
@@ -19,6 +21,8 @@ import sys
 from collections.abc import Sequence
 
 from yiju_infra.local.binaries import BinaryNotFoundError
+from yiju_infra.local.jaeger import Jaeger, JaegerPortInUseError
+from yiju_infra.local.kafka_dist import KafkaUnavailableError
 from yiju_infra.local.platform import HOST, SERVICES, LocalPlatform, PortInUseError, ServiceNotReadyError
 from yiju_infra.local.processes import ProcessError
 
@@ -27,7 +31,7 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def banner(platform: LocalPlatform) -> str:
+def banner(platform: LocalPlatform, jaeger: Jaeger | None = None) -> str:
     ports = platform.ports
     rows = [
         ("HTTP API", platform.api_url),
@@ -38,6 +42,12 @@ def banner(platform: LocalPlatform) -> str:
         ("metrics", f"{HOST}:{ports.metrics_base}..{ports.metrics_base + len(SERVICES) - 1}"),
         ("logs", str(platform.logs_dir)),
     ]
+    if jaeger is not None:
+        rows += [
+            ("Jaeger", f"{jaeger.query_url} (query API and UI; search by service or trace id)"),
+            ("OTLP", f"{jaeger.otlp_http_endpoint} (HTTP), {jaeger.otlp_grpc_endpoint} (gRPC)"),
+            ("CLI", f"export YIJU_TRACE_QUERY_URL={jaeger.query_url}; yiju trace ORDER_ID"),
+        ]
     line = "─" * 64
     body = "\n".join(f"  {label:<9} {value}" for label, value in rows)
     return f"{line}\n  yiju is up. Ctrl-C stops everything.\n{body}\n{line}"
@@ -66,11 +76,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("YIJU_LOCAL_SERVICES", "all"),
         help="all (default), none, or a comma-separated list of: " + ", ".join(SERVICES),
     )
+    parser.add_argument(
+        "--jaeger",
+        action="store_true",
+        default=os.environ.get("YIJU_JAEGER", "").strip().lower() in ("1", "true", "yes", "on"),
+        help="start Jaeger v2 first and send the services' spans to it (default: $YIJU_JAEGER)",
+    )
     return parser.parse_args(argv)
 
 
-async def boot(platform: LocalPlatform, services: Sequence[str]) -> None:
+async def boot(platform: LocalPlatform, services: Sequence[str], jaeger: Jaeger | None = None) -> None:
     say(f"yiju local platform: data dir {platform.data_dir}")
+    if jaeger is not None:
+        seconds = await jaeger.start()
+        say(
+            f"jaeger up on {jaeger.query_url} (OTLP {jaeger.otlp_http_endpoint}, pid {jaeger.process.pid}) "
+            f"in {seconds:.2f}s"
+        )
     created = await platform.start_infra()
     broker, redis = platform.broker, platform.redis
     assert broker is not None and redis is not None
@@ -83,6 +105,11 @@ async def boot(platform: LocalPlatform, services: Sequence[str]) -> None:
         f"redis up on {HOST}:{redis.port} ({redis.description}, pid {redis.process.pid}) in {t['redis']:.2f}s"
     )
     say(f"topics: {len(created)} created in {t['topics']:.2f}s")
+    if platform.state_cleared:
+        say(
+            "starting clean: Redis held state from an event log the broker no longer has "
+            "(a new or wiped broker log); it was cleared so that state and events agree"
+        )
     if services:
         await platform.start_services(services)
         pids = platform.pids
@@ -95,7 +122,7 @@ async def boot(platform: LocalPlatform, services: Sequence[str]) -> None:
         say(f"{name} ready (gRPC {HOST}:{platform.ports.health(name)}{extra}) in {seconds:.1f}s")
 
     await platform.wait_ready(on_ready=ready)
-    say(banner(platform))
+    say(banner(platform, jaeger))
 
 
 async def main(argv: Sequence[str] | None = None) -> int:
@@ -110,14 +137,21 @@ async def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        services = parse_services(parse_args(argv).services)
+        args = parse_args(argv)
+        services = parse_services(args.services)
         platform = LocalPlatform()
+        jaeger = Jaeger(platform.data_dir) if args.jaeger else None
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except BinaryNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    if jaeger is not None:
+        platform.extra_env.update(jaeger.service_env())
 
     code = 0
-    starting = asyncio.create_task(boot(platform, services))
+    starting = asyncio.create_task(boot(platform, services, jaeger))
     stopping = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -128,16 +162,27 @@ async def main(argv: Sequence[str] | None = None) -> int:
         else:
             starting.result()
             await stopping
-    except PortInUseError as exc:
+    except (PortInUseError, JaegerPortInUseError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         code = 2
-    except (ProcessError, ServiceNotReadyError, BinaryNotFoundError, TimeoutError) as exc:
+    except (
+        ProcessError,
+        ServiceNotReadyError,
+        BinaryNotFoundError,
+        KafkaUnavailableError,
+        TimeoutError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         code = 1
     finally:
         stopping.cancel()
-        await platform.stop_all()
-        say("stopped: every process is gone" if not platform.pids else f"left running: {platform.pids}")
+        await platform.stop_all()  # before Jaeger: the services flush their last spans to it
+        left = dict(platform.pids)
+        if jaeger is not None:
+            await jaeger.stop()
+            if jaeger.process.is_alive and jaeger.process.pid is not None:
+                left["jaeger"] = jaeger.process.pid
+        say("stopped: every process is gone" if not left else f"left running: {left}")
     return code
 
 

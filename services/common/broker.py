@@ -24,6 +24,7 @@ from yiju.common.envelope import build_headers, spec_for
 from yiju.common.kafka_config import ssl_context
 from yiju.common.metrics import EVENTS_PUBLISHED
 from yiju.common.settings import Settings
+from yiju.common.topics import Namespace
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ def create_broker(settings: Settings, service: str) -> KafkaBroker:
         client_id=f"{settings.kafka_client_prefix}-{service}",
         acks=settings.kafka_acks,  # type: ignore[arg-type]
         linger_ms=settings.kafka_linger_ms,
-        enable_idempotence=False,  # de-duplication is done by event id in the application
+        # The broker drops a retried batch it already has (no duplicate from a producer retry);
+        # consumers de-duplicate by event id on top of that (a handler that runs twice).
+        enable_idempotence=settings.kafka_enable_idempotence,
         max_batch_size=MAX_BATCH_BYTES,
         security=_security(settings),
         logger=logging.getLogger(f"faststream.{service}"),
@@ -69,9 +72,10 @@ def create_broker(settings: Settings, service: str) -> KafkaBroker:
 class EventPublisher:
     """Publishes protobuf events with CloudEvents headers and the current trace context."""
 
-    def __init__(self, broker: KafkaBroker, source: str) -> None:
+    def __init__(self, broker: KafkaBroker, source: str, namespace: Namespace | None = None) -> None:
         self.broker = broker
         self.source = source
+        self.namespace = namespace or Namespace()
         self._tracer = trace.get_tracer("yiju.kafka")
         self._counters: dict[str, Any] = {}
 
@@ -85,19 +89,20 @@ class EventPublisher:
     ) -> asyncio.Future:
         """Starts publishing; the returned future resolves when the broker has acknowledged the record."""
         spec = spec_for(message)
+        topic = self.namespace.topic(spec.topic)
         headers = build_headers(spec, order_id, self.source, eid=eid)
         if extra_headers:
             headers.update(extra_headers)
         # The send span is not made current (nothing runs inside it but the hand-off to the producer):
         # it is started, injected into the headers and ended, without the context-manager layers.
         span = self._tracer.start_span(
-            f"send {spec.topic}",
+            f"send {topic}",
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "kafka",
                 "messaging.operation.type": "send",
                 "messaging.operation.name": "send",
-                "messaging.destination.name": spec.topic,
+                "messaging.destination.name": topic,
                 "messaging.kafka.message.key": order_id,
                 "messaging.message.id": headers["ce_id"],
                 "cloudevents.event_type": spec.type,
@@ -105,7 +110,7 @@ class EventPublisher:
         )
         try:
             telemetry.inject(headers, trace.set_span_in_context(span))
-            future = await self._send(spec.topic, message.SerializeToString(), order_id.encode(), headers)
+            future = await self._send(topic, message.SerializeToString(), order_id.encode(), headers)
         except BaseException as exc:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

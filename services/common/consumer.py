@@ -36,7 +36,7 @@ from yiju.common.envelope import BY_MESSAGE, EventMeta, MalformedEvent, decode, 
 from yiju.common.metrics import BATCH_SIZE, CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
 from yiju.common.redis import INFRA_ERRORS
 from yiju.common.settings import Settings
-from yiju.common.topics import ConsumerGroup
+from yiju.common.topics import ConsumerGroup, Namespace
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class BatchProcessor:
         self.publisher = publisher
         self.redis = redis
         self.settings = settings
+        self.namespace = Namespace.of(settings)
         self._tracer = trace.get_tracer("yiju.kafka")
         self._children: dict[tuple[Any, ...], Any] = {}
 
@@ -127,7 +128,11 @@ class BatchProcessor:
         for record in records:
             try:
                 meta, message = decode(
-                    record.topic, record.partition, record.offset, record.value, record.headers
+                    self.namespace.logical(record.topic),
+                    record.partition,
+                    record.offset,
+                    record.value,
+                    record.headers,
                 )
             except MalformedEvent as exc:
                 await self.dead_letter(record, "malformed", exc, attempts=0)
@@ -140,7 +145,8 @@ class BatchProcessor:
         by_order: dict[bytes | None, list[tuple[Record, EventMeta, Message]]] = defaultdict(list)
         for item, already in zip(decoded, seen, strict=True):
             if already:
-                self._metric(EVENTS_CONSUMED, self.group.name, item[0].topic, "duplicate").inc()
+                topic = self.namespace.logical(item[0].topic)
+                self._metric(EVENTS_CONSUMED, self.group.name, topic, "duplicate").inc()
             else:
                 by_order[item[0].key].append(item)
         pending: list[asyncio.Future] = []
@@ -175,9 +181,10 @@ class BatchProcessor:
     async def _handle_one(
         self, record: Record, meta: EventMeta, message: Message, pending: list[asyncio.Future]
     ) -> bool:
-        handler = self.router.handlers.get(record.topic)
+        topic = self.namespace.logical(record.topic)
+        handler = self.router.handlers.get(topic)
         if handler is None:
-            await self.dead_letter(record, "unhandled", MalformedEvent(f"no handler for {record.topic}"), 0)
+            await self.dead_letter(record, "unhandled", MalformedEvent(f"no handler for {topic}"), 0)
             return True
         attributes = {
             "messaging.system": "kafka",
@@ -238,8 +245,8 @@ class BatchProcessor:
         finally:
             otel_context.detach(token)
             span.end()
-        self._metric(HANDLER_SECONDS, self.group.name, record.topic).observe(time.perf_counter() - started)
-        self._metric(EVENTS_CONSUMED, self.group.name, record.topic, "ok").inc()
+        self._metric(HANDLER_SECONDS, self.group.name, topic).observe(time.perf_counter() - started)
+        self._metric(EVENTS_CONSUMED, self.group.name, topic, "ok").inc()
         return True
 
     async def dead_letter(self, record: Record, reason: str, error: BaseException, attempts: int) -> None:
@@ -264,10 +271,10 @@ class BatchProcessor:
         if reason != "malformed":
             headers["x-dlq-traceback"] = "".join(traceback.format_exception_only(error)).strip()[:2000]
         await self.publisher.broker.publish(
-            record.value or b"", self.group.dead_letter_topic, key=record.key, headers=headers
+            record.value or b"", self.namespace.dead_letter_topic(self.group), key=record.key, headers=headers
         )
         DEAD_LETTERS.labels(self.group.name, reason).inc()
-        EVENTS_CONSUMED.labels(self.group.name, record.topic, "dead_lettered").inc()
+        EVENTS_CONSUMED.labels(self.group.name, self.namespace.logical(record.topic), "dead_lettered").inc()
         log.error(
             "record dead-lettered",
             extra={
@@ -324,11 +331,12 @@ async def raw_values(message: Any, original: Callable[..., Awaitable[Any]]) -> l
 def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings) -> None:
     """Attaches a batch subscriber for the processor's consumer group to the broker."""
     group = processor.group
+    namespace = processor.namespace
     context = broker.context
 
     @broker.subscriber(
-        *group.topics,
-        group_id=group.name,
+        *namespace.topics(group.topics),
+        group_id=namespace.group(group.name),
         batch=True,
         max_records=settings.kafka_max_poll_records,
         batch_timeout_ms=settings.kafka_batch_timeout_ms,
@@ -337,6 +345,8 @@ def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings
         # second per hop; the batch timeout is how long a batch may wait anyway.
         fetch_max_wait_ms=settings.kafka_batch_timeout_ms,
         fetch_min_bytes=settings.kafka_fetch_min_bytes,
+        # A new group reads its topics from the start: nothing published before a service first joined
+        # is skipped.
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         parser=tolerant_parser,
@@ -345,7 +355,7 @@ def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         title=group.name,
         description=f"Consumer group {group.name} of the {group.service} service; dead letters go to "
-        f"{group.dead_letter_topic}.",
+        f"{namespace.dead_letter_topic(group)}.",
     )
     async def consume(body: list[bytes]) -> None:
         # The message comes from faststream's context, not as a `message: KafkaMessage` parameter:

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio.client import Redis
 
 from yiju.common.envelope import now_iso
-from yiju.common.kafka_config import security_kwargs
+from yiju.common.kafka_config import admin_client_kwargs, security_kwargs
 from yiju.common.settings import Settings
-from yiju.common.topics import CONSUMER_GROUPS, ConsumerGroup
+from yiju.common.topics import CONSUMER_GROUPS, ConsumerGroup, Namespace
 
 DLQ_HEADER_PREFIX = "x-dlq-"
 REPLAYED_FROM_HEADER = "x-replayed-from"
@@ -92,7 +93,7 @@ class DeadLetter:
 
     @property
     def group(self) -> str:
-        return self.header("x-dlq-group") or self.topic.removeprefix("yiju.dlq.").removesuffix(".v1")
+        return self.header("x-dlq-group") or self.topic.rsplit("yiju.dlq.", 1)[-1].removesuffix(".v1")
 
     @property
     def reason(self) -> str:
@@ -162,11 +163,30 @@ def consumer_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+async def partitions_of(settings: Settings, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of those `topics` (names on the cluster) that exist, from a metadata request."""
+    admin = AIOKafkaAdminClient(**admin_client_kwargs(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    found = {
+        t["topic"]: sorted(p["partition"] for p in t["partitions"]) for t in described if not t["error_code"]
+    }
+    return [TopicPartition(topic, p) for topic in topics for p in found.get(topic, ())]
+
+
 async def read_to_end(
     settings: Settings, topics: Sequence[str], *, timeout_s: float = 60.0, max_bytes: int = 4 * 1024 * 1024
 ) -> list[ConsumerRecord]:
-    """Every record of `topics`, read from the earliest offset up to the high watermark of each
-    partition (as reported by the fetch responses), in partition order. Raises TimeoutError."""
+    """Every record of `topics` (the contract's names; read in the settings' namespace), from the
+    earliest offset up to the high watermark of each partition (as reported by the fetch responses),
+    in partition order. The records carry the topics' names on the cluster. Raises TimeoutError."""
+    topics = Namespace.of(settings).topics(tuple(topics))
+    partitions = await partitions_of(settings, topics)
+    if not partitions:
+        return []
     consumer = AIOKafkaConsumer(
         group_id=None,
         enable_auto_commit=False,
@@ -177,15 +197,6 @@ async def read_to_end(
     )
     await consumer.start()
     try:
-        existing = await consumer.topics()  # also refreshes the partition metadata
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            if topic in existing
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if not partitions:
-            return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in partitions}

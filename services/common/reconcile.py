@@ -300,10 +300,11 @@ async def read_events(settings: Settings, *, timeout_s: float = 120.0) -> tuple[
     from yiju.common.dead_letters import read_to_end
 
     view, malformed = EventsView(), 0
+    namespace = t.Namespace.of(settings)
     for record in await read_to_end(settings, EVENT_TOPICS, timeout_s=timeout_s):
         try:
             meta, message = decode(
-                record.topic, record.partition, record.offset, record.value, record.headers
+                namespace.logical(record.topic), record.partition, record.offset, record.value, record.headers
             )
         except MalformedEvent:
             malformed += 1

@@ -23,6 +23,7 @@ from yiju.common.metrics import serve_metrics
 from yiju.common.redis import INFRA_ERRORS, create_redis
 from yiju.common.settings import Settings, get_settings
 from yiju.common.telemetry import setup_tracing, shutdown_tracing
+from yiju.common.topics import Namespace
 
 log = logging.getLogger(__name__)
 Hook = Callable[[], Awaitable[None]]
@@ -53,7 +54,9 @@ class Service:
         self.redis: Redis = create_redis(self.settings)
         self.broker: KafkaBroker | None = create_broker(self.settings, name) if uses_kafka else None
         self.publisher: EventPublisher | None = (
-            EventPublisher(self.broker, f"yiju/{name}") if self.broker is not None else None
+            EventPublisher(self.broker, f"yiju/{name}", Namespace.of(self.settings))
+            if self.broker is not None
+            else None
         )
         self.grpc_server, self.health = create_server(self.settings)
         self.grpc_port: int = getattr(self.settings, grpc_port_setting)

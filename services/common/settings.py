@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     kafka_linger_ms: int = 2
     kafka_acks: str = "all"
     kafka_client_prefix: str = "yiju"
+    # Idempotent producers: the broker drops a batch that a producer retry sends twice, so a broker or
+    # network blip never writes an event twice into the log (consumers still de-duplicate by event id,
+    # which covers a handler that runs twice). Off only for brokers without InitProducerId (tansu).
+    kafka_enable_idempotence: bool = True
+    # Prefixes of every topic and consumer-group name: several platforms (tenants, test platforms) can
+    # share one Kafka cluster without seeing each other's events. Empty in a platform of its own.
+    kafka_topic_prefix: str = ""
+    kafka_group_prefix: str = ""
+    # Per-topic-class settings applied when the platform creates its topics (yiju topics create).
+    kafka_retention_ms: int = 7 * 24 * 3600 * 1000  # order events: a week (replay, reconcile, audit)
+    kafka_dlq_retention_ms: int = 30 * 24 * 3600 * 1000  # dead letters: a month for an operator to act
+    kafka_min_insync_replicas: int = 1  # production: 2 with replication factor 3
 
     # Redis
     redis_url: str = "redis://127.0.0.1:6379/0"

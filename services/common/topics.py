@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -72,27 +74,96 @@ DEAD_LETTER_TOPICS: tuple[str, ...] = tuple(g.dead_letter_topic for g in CONSUME
 ALL_TOPICS: tuple[str, ...] = (INTENT_SUBMITTED, *ORDER_EVENT_TOPICS, *DEAD_LETTER_TOPICS)
 
 
+@dataclass(frozen=True)
+class Namespace:
+    """Where the platform's names meet the wire: every topic and consumer-group name is the contract's
+    name above behind a prefix (settings kafka_topic_prefix / kafka_group_prefix; both empty for a
+    platform that has its cluster to itself). Code speaks the contract's names; only the Kafka edge
+    (publisher, subscribers, admin, readers of topics) goes through a Namespace."""
+
+    topic_prefix: str = ""
+    group_prefix: str = ""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Namespace:
+        return cls(settings.kafka_topic_prefix, settings.kafka_group_prefix)
+
+    def topic(self, name: str) -> str:
+        """The topic as it is named on the cluster."""
+        return f"{self.topic_prefix}{name}"
+
+    def topics(self, names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        return tuple(self.topic(n) for n in names)
+
+    def logical(self, wire_topic: str) -> str:
+        """The contract's name of a topic read from the cluster (the prefix removed)."""
+        return (
+            wire_topic[len(self.topic_prefix) :] if wire_topic.startswith(self.topic_prefix) else wire_topic
+        )
+
+    def group(self, name: str) -> str:
+        """The consumer group id as it is named on the cluster."""
+        return f"{self.group_prefix}{name}"
+
+    def dead_letter_topic(self, group: ConsumerGroup) -> str:
+        return self.topic(group.dead_letter_topic)
+
+
+def topic_configs(settings: Settings, topic: str) -> dict[str, str]:
+    """Per-topic-class settings: order events are kept kafka_retention_ms, dead letters longer
+    (kafka_dlq_retention_ms); every topic refuses writes below kafka_min_insync_replicas. Events are an
+    append-only history keyed by order, so no topic is compacted (compaction would keep only the last
+    event of each order)."""
+    retention = (
+        settings.kafka_dlq_retention_ms if topic in DEAD_LETTER_TOPICS else settings.kafka_retention_ms
+    )
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(retention),
+        "min.insync.replicas": str(settings.kafka_min_insync_replicas),
+    }
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float = 30.0) -> None:
+    """Waits until every partition of the new `topics` has a leader (a produce before that fails with
+    NotLeaderForPartition and is retried, which costs a first sentence its latency)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = await admin.describe_topics(topics)
+        led = all(
+            not t["error_code"] and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in described
+        )
+        if led or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def ensure_topics(settings: Settings, admin_kwargs: dict | None = None) -> list[str]:
-    """Creates every topic that does not exist yet; returns the names it created."""
+    """Creates every topic of the platform (in its namespace) that does not exist yet, with its class's
+    settings; returns the names it created (as named on the cluster)."""
     from yiju.common.kafka_config import admin_client_kwargs
 
+    ns = Namespace.of(settings)
     admin = AIOKafkaAdminClient(**(admin_kwargs or admin_client_kwargs(settings)))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in ALL_TOPICS if t not in existing]
+        missing = [t for t in ALL_TOPICS if ns.topic(t) not in existing]
         if missing:
             await admin.create_topics(
                 [
                     NewTopic(
-                        t,
+                        ns.topic(t),
                         num_partitions=settings.kafka_partitions,
                         replication_factor=settings.kafka_replication_factor,
+                        topic_configs=topic_configs(settings, t),
                     )
                     for t in missing
                 ]
             )
-            log.info("created topics", extra={"topics": missing})
-        return missing
+            log.info("created topics", extra={"topics": [ns.topic(t) for t in missing]})
+            await _wait_for_leaders(admin, [ns.topic(t) for t in missing])
+        return [ns.topic(t) for t in missing]
     finally:
         await admin.close()

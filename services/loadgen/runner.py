@@ -25,6 +25,7 @@ from typing import Any
 from yiju.common.catalog import Catalog
 from yiju.common.kafka_config import security_kwargs
 from yiju.common.settings import Settings
+from yiju.common.topics import Namespace
 from yiju.loadgen.profiles import Profile, arrivals, expected_count
 from yiju.loadgen.senders import Sender, SendError, Submission, make_sender
 from yiju.loadgen.stats import summarize
@@ -105,10 +106,13 @@ class LoadRunner:
             api_url=config.api_url,
             grpc_target=config.grpc_target,
             producer_kwargs={**kafka, "client_id": "yiju-loadgen"},
+            namespace=Namespace.of(settings),
             http_client=config.http_client,
             connections=config.connections,
         )
-        self.watcher = CompletionWatcher(self.tracker, {**kafka, "client_id": "yiju-loadgen-watch"})
+        self.watcher = CompletionWatcher(
+            self.tracker, {**kafka, "client_id": "yiju-loadgen-watch"}, Namespace.of(settings)
+        )
         self.phases: list[Phase] = []
         self._seq = 0
         self._tasks: set[asyncio.Task[None]] = set()

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from yiju.common.topics import Namespace
 from yiju.loadgen.users import Credentials
 
 
@@ -252,8 +253,16 @@ class KafkaSender:
     name = "kafka"
     inline = True
 
-    def __init__(self, producer_kwargs: dict, credentials: Credentials, linger_ms: int = 5) -> None:
+    def __init__(
+        self,
+        producer_kwargs: dict,
+        credentials: Credentials,
+        linger_ms: int = 5,
+        *,
+        namespace: Namespace | None = None,
+    ) -> None:
         self.producer_kwargs = producer_kwargs
+        self.namespace = namespace or Namespace()
         self.credentials = credentials
         self.linger_ms = linger_ms
         self.failures: list[tuple[str, str]] = []  # (idempotency key, error kind)
@@ -286,7 +295,7 @@ class KafkaSender:
         )
         headers = build_headers(BY_MESSAGE[ev.IntentSubmitted], item.key, "yiju/loadgen")
         future = await self._producer.send(
-            BY_MESSAGE[ev.IntentSubmitted].topic,
+            self.namespace.topic(BY_MESSAGE[ev.IntentSubmitted].topic),
             message.SerializeToString(),
             key=item.key.encode(),
             headers=[(k, v.encode()) for k, v in headers.items()],
@@ -316,6 +325,7 @@ def make_sender(
     api_url: str = "",
     grpc_target: str = "",
     producer_kwargs: dict | None = None,
+    namespace: Namespace | None = None,
     http_client: str = "raw",
     connections: int = 128,
 ) -> Sender:
@@ -325,5 +335,5 @@ def make_sender(
     if via == "grpc":
         return GrpcSender(grpc_target, credentials)
     if via == "kafka":
-        return KafkaSender(producer_kwargs or {}, credentials)
+        return KafkaSender(producer_kwargs or {}, credentials, namespace=namespace)
     raise ValueError(f"unknown --via {via!r} (http, grpc or kafka)")

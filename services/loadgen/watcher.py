@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from yiju.common import topics as t
+from yiju.common.topics import Namespace
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.loadgen.stats import Window
 
@@ -178,8 +179,11 @@ class Tracker:
 class CompletionWatcher:
     """Feeds a Tracker from the platform's topics until stopped."""
 
-    def __init__(self, tracker: Tracker, consumer_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, tracker: Tracker, consumer_kwargs: dict[str, Any], namespace: Namespace | None = None
+    ) -> None:
         self.tracker = tracker
+        self.namespace = namespace or Namespace()
         self.consumer_kwargs = consumer_kwargs
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -189,9 +193,7 @@ class CompletionWatcher:
         from aiokafka import AIOKafkaConsumer
 
         self._consumer = AIOKafkaConsumer(
-            t.INTENT_ACCEPTED,
-            INTAKE_DLQ,
-            *TERMINAL_TOPICS,
+            *self.namespace.topics((t.INTENT_ACCEPTED, INTAKE_DLQ, *TERMINAL_TOPICS)),
             **self.consumer_kwargs,
             group_id=None,
             enable_auto_commit=False,
@@ -216,7 +218,7 @@ class CompletionWatcher:
             if not batches:
                 self.caught_up.set()
             for tp, records in batches.items():
-                topic = tp.topic
+                topic = self.namespace.logical(tp.topic)
                 tracker.counters.records += len(records)
                 for r in records:
                     if topic == t.INTENT_ACCEPTED:

@@ -8,7 +8,7 @@ import asyncio
 from yiju.cli import exitcodes
 from yiju.cli.context import CliContext
 from yiju.common.settings import get_settings
-from yiju.common.topics import ALL_TOPICS, CONSUMER_GROUPS, ensure_topics
+from yiju.common.topics import ALL_TOPICS, CONSUMER_GROUPS, Namespace, ensure_topics
 
 PRIORITY = 80
 
@@ -34,8 +34,10 @@ def create(args: argparse.Namespace, ctx: CliContext) -> int:
 
 
 def list_topics(args: argparse.Namespace, ctx: CliContext) -> int:
+    ns = Namespace.of(get_settings())
     for topic in ALL_TOPICS:
-        print(topic)
+        print(ns.topic(topic))
     for group in CONSUMER_GROUPS:
-        print(f"group {group.name} ({group.service}): {', '.join(group.topics)} -> {group.dead_letter_topic}")
+        topics = ", ".join(ns.topics(group.topics))
+        print(f"group {ns.group(group.name)} ({group.service}): {topics} -> {ns.dead_letter_topic(group)}")
     return exitcodes.OK
