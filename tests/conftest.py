@@ -1,12 +1,23 @@
-"""Shared fixtures: the demo catalog and settings."""
+"""Shared fixtures: the demo catalog, and one Apache Kafka for the whole test session.
+
+Test platforms share that Kafka (`shared_kafka`) rather than starting a JVM each: each platform gets
+its own topic and consumer-group prefix (LocalPlatform's namespace), so they never see each other's
+events. Tests whose subject is the broker itself (start-up, restart, kill -9, the tansu fallback) start
+their own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from yiju.common.catalog import Catalog, load_catalog
+from yiju_infra.local.broker import BrokerServer, create_broker
+from yiju_infra.local.platform import LocalPlatform
+from yiju_infra.local.processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -14,3 +25,21 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return load_catalog(REPO / "catalog")
+
+
+@pytest.fixture(scope="session")
+async def shared_kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrokerServer]:
+    """One Apache Kafka (KRaft, one node) for every test platform of the session."""
+    data_dir = tmp_path_factory.mktemp("shared-kafka")
+    port = free_port()
+    broker = create_broker("kafka", port, data_dir, controller_port=free_port(avoid=[port]))
+    try:
+        await broker.start(timeout=120)
+        yield broker
+    finally:
+        await broker.stop()
+
+
+def platform_on(kafka: BrokerServer, data_dir: Path, **kwargs: Any) -> LocalPlatform:
+    """A platform on free ports that uses the session's Kafka under a namespace of its own."""
+    return LocalPlatform.on_free_ports(data_dir, kafka_bootstrap=kafka.bootstrap, **kwargs)

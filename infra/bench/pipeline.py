@@ -1,7 +1,8 @@
 """Benchmark of the whole pipeline, sentence in to order COMPLETED: `make bench`.
 
-Needs nothing but itself: starts its own LocalPlatform (tansu, Redis, the five services, rules
-backend) on free ports in a temporary data dir, with YIJU_SYNTHETIC_USERS synthetic users, then
+Needs nothing but itself: starts its own LocalPlatform (the broker, Apache Kafka by default, Redis,
+the five services, rules backend) on free ports in a temporary data dir, with YIJU_SYNTHETIC_USERS
+synthetic users, then
 
 1. the raw broker: aiokafka produce+consume of records shaped like the pipeline's events
    (yiju_infra.bench.rawbroker), on the same machine and broker;
@@ -15,11 +16,12 @@ backend) on free ports in a temporary data dir, with YIJU_SYNTHETIC_USERS synthe
 4. checks at the end: nothing lost or duplicated after a final drain, every completed order reads
    COMPLETED in the projection, and the wallets were charged exactly what was captured.
 
-Each rate step and the capacity burst run on a platform of their own, started afresh and warmed up
-(`--one-platform` runs them all on one): tansu's memory storage does work proportional to a topic's
-length on every produce and fetch, so on one platform every step would inherit the broker cost of the
-steps before it (measured: at a constant 100/s, tansu went from 51 % to 80 % of a core in four minutes
-and p99 from 280 to 630 ms). Kafka's cost per fetch does not grow with the log.
+Every step and the capacity burst run on one platform: Apache Kafka finds a fetch offset through its
+index, so a step does not inherit a broker cost from the log the steps before it left (`make soak`
+checks exactly that over 30 minutes). `--fresh-platform-per-step` starts a fresh, warmed-up platform
+for each step and for the burst instead. That was the default on tansu, whose memory storage does work
+proportional to a topic's length on every produce and fetch (measured: at a constant 100/s, tansu went
+from 51 % to 80 % of a core in four minutes and p99 from 280 to 630 ms); with YIJU_BROKER=tansu use it.
 
 Writes bench/results.json and bench/latency.png. `--quick` runs short steps (a smoke run, not a
 measurement). The machine is shared: the "others" CPU column says how much was not ours.
@@ -50,7 +52,9 @@ from yiju.loadgen.checks import money_check, verify_projection, wallet_spent
 from yiju.loadgen.profiles import Constant
 from yiju.loadgen.report import LiveProgress, phase_table
 from yiju.loadgen.runner import LoadConfig, LoadRunner
+from yiju.loadgen.watcher import reads_from_end
 from yiju_infra.bench import cpu
+from yiju_infra.bench.broker_info import broker_in_use
 from yiju_infra.bench.plot import latency_png
 from yiju_infra.bench.rawbroker import measure as measure_broker
 from yiju_infra.local.platform import LocalPlatform
@@ -89,9 +93,9 @@ class BenchConfig:
     raw_records: int = 200_000
     burst: int = 10_000
     keep_going: bool = False
-    # Each rate step (and the capacity burst) on a platform of its own, started afresh: tansu's memory
-    # storage gets slower as its topics grow (see docs/performance.md), which real Kafka does not.
-    fresh_per_step: bool = True
+    # Each rate step (and the capacity burst) on a platform of its own, started afresh. Off by default:
+    # Kafka's cost does not grow with the log. On tansu (YIJU_BROKER=tansu) it does (docs/performance.md).
+    fresh_per_step: bool = False
     replicas: dict[str, int] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     out: Path = REPO_ROOT / "bench" / "results.json"
@@ -191,7 +195,11 @@ class PipelineBench:
         plat = self.platform
         try:
             await plat.start_infra()
-            self.say(f"broker {plat.bootstrap}, Redis {plat.redis_url}, data {plat.data_dir}")
+            in_use = broker_in_use(plat)
+            self.say(
+                f"broker {in_use['description']} at {plat.bootstrap}, Redis {plat.redis_url}, "
+                f"data {plat.data_dir}"
+            )
             self.say(f"raw broker: {cfg.raw_records} records of the pipeline's event sizes ...")
             broker = (await measure_broker(plat.bootstrap, cfg.raw_records)).as_dict()
             self.say(
@@ -217,7 +225,7 @@ class PipelineBench:
             checks = merge_checks(parts)
         self.console.print(phase_table(steps, "pipeline steps"), width=max(self.console.width, 150))
         self.console.print(cpu_table(steps), width=max(self.console.width, 150))
-        return self._results(broker, steps, checks, time.time() - started)
+        return self._results({**in_use, **broker}, steps, checks, time.time() - started)
 
     async def _start_services(self) -> None:
         plat = self.platform
@@ -254,6 +262,7 @@ class PipelineBench:
             api_url=plat.api_url,
             grpc_target=f"127.0.0.1:{plat.ports.grpc}",
             connections=256,
+            watch_from_end=reads_from_end(plat.broker_kind),
         )
         steps: list[dict[str, Any]] = []
         redis = create_redis(url=plat.redis_url)
@@ -408,7 +417,9 @@ class PipelineBench:
                 "cpu": "cpu_percent: % of one core during the step (200 = the whole 2-core machine); "
                 "others = machine busy minus our processes (other engineers' work)",
             },
+            # kind and description of the broker in use, and the raw produce/consume measurement on it
             "broker": broker,
+            "fresh_platform_per_step": cfg.fresh_per_step,
             "steps": steps,
             "checks": checks,
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
@@ -444,9 +455,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument("--keep-going", action="store_true", help="run every rate even after one fails")
     parser.add_argument(
-        "--one-platform",
+        "--fresh-platform-per-step",
         action="store_true",
-        help="every step on one platform (default: a fresh platform a step; tansu slows as topics grow)",
+        help="a fresh platform for every step and for the burst (default: one platform for all; use it "
+        "with YIJU_BROKER=tansu, which slows down as its topics grow)",
     )
     parser.add_argument("--burst", type=int, help="sentences in the capacity burst (default 10000; 0: none)")
     parser.add_argument("--replicas", default="", metavar="SVC=N,...", help="service replicas, e.g. intent=2")
@@ -460,7 +472,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         p99_limit_ms=args.p99_limit_ms,
         keep_going=args.keep_going,
         latency_basis=args.latency_from,
-        fresh_per_step=not args.one_platform,
+        fresh_per_step=args.fresh_platform_per_step,
     )
     if args.quick:
         config.step_s, config.warmup_s, config.raw_records, config.drain_s = 10.0, 5.0, 50_000, 20.0

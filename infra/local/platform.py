@@ -288,6 +288,10 @@ class LocalPlatform:
         """The infrastructure processes this platform runs: the broker (unless shared) and Redis."""
         return ("redis",) if self.external_bootstrap else INFRA
 
+    def topic(self, name: str) -> str:
+        """A topic of the contract as it is named on this platform's broker (its namespace prefixed)."""
+        return f"{self.namespace}{name}"
+
     def namespace_env(self) -> dict[str, str]:
         """The topic and consumer-group prefixes of this platform (empty when it has none)."""
         if not self.namespace:

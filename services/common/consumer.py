@@ -331,7 +331,7 @@ async def raw_values(message: Any, original: Callable[..., Awaitable[Any]]) -> l
 def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings) -> None:
     """Attaches a batch subscriber for the processor's consumer group to the broker."""
     group = processor.group
-    namespace = processor.namespace
+    namespace = Namespace.of(settings)
     context = broker.context
 
     @broker.subscriber(

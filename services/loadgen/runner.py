@@ -51,6 +51,10 @@ class LoadConfig:
     grpc_target: str = "127.0.0.1:50051"
     validate_sentences: bool = True
     max_total_fen: int | None = None
+    # The completion watcher starts at the end of each topic (Apache Kafka) instead of reading every
+    # topic from the beginning (needed on tansu, whose LATEST offsets are wrong); see
+    # yiju.loadgen.watcher.reads_from_end.
+    watch_from_end: bool = False
 
 
 @dataclass
@@ -111,7 +115,10 @@ class LoadRunner:
             connections=config.connections,
         )
         self.watcher = CompletionWatcher(
-            self.tracker, {**kafka, "client_id": "yiju-loadgen-watch"}, Namespace.of(settings)
+            self.tracker,
+            {**kafka, "client_id": "yiju-loadgen-watch"},
+            Namespace.of(settings),
+            from_end=config.watch_from_end,
         )
         self.phases: list[Phase] = []
         self._seq = 0
@@ -126,7 +133,7 @@ class LoadRunner:
 
     async def start(self) -> None:
         self.credentials.prime(self.pool.ids, assertions=self.config.via == "kafka")
-        await self.watcher.start()
+        await self.watcher.start()  # positions established before the first sentence can be sent
         await self.sender.start()
 
     async def close(self) -> None:

@@ -12,8 +12,12 @@ topics costs the platform nothing it would not do anyway. The watcher reads
   harmless redelivery;
 - the intake's dead-letter topic (a refused IntentSubmitted, keyed by its idempotency key).
 
-It consumes without a consumer group (all partitions assigned, from the beginning: tansu's LATEST
-offsets are wrong), so there is no group join to wait for and nothing is left behind on the broker.
+It consumes without a consumer group (all partitions assigned), so there is no group join to wait for
+and nothing is left behind on the broker. On Apache Kafka it starts at the end of each topic: `start()`
+resolves every partition's end offset and seeks there before it returns, and the runner sends nothing
+before that, so no record of the run can fall before the watcher's positions (and a long-lived
+platform's history is never read). On tansu, whose LATEST offsets are wrong, it reads every topic from
+the beginning instead (`from_end=False`; `reads_from_end(broker_kind)` picks).
 Completion time is the terminal record's own timestamp (CreateTime, stamped by the service that
 published it), so the watcher's own lag never adds to a measured latency.
 """
@@ -176,15 +180,31 @@ class Tracker:
         self.fail(track, f"intake_dead_letter: {reason[:120]}")
 
 
+def reads_from_end(broker_kind: str) -> bool:
+    """Whether a watcher may start at the end of each topic on this broker: yes, except on tansu (its
+    LATEST offsets are wrong). `broker_kind` as LocalPlatform names it: kafka, tansu or external."""
+    return broker_kind != "tansu"
+
+
 class CompletionWatcher:
-    """Feeds a Tracker from the platform's topics until stopped."""
+    """Feeds a Tracker from the platform's topics until stopped.
+
+    `from_end`: start at the end of every topic (positions resolved in `start()`), instead of reading
+    each topic from the beginning."""
 
     def __init__(
-        self, tracker: Tracker, consumer_kwargs: dict[str, Any], namespace: Namespace | None = None
+        self,
+        tracker: Tracker,
+        consumer_kwargs: dict[str, Any],
+        namespace: Namespace | None = None,
+        *,
+        from_end: bool = False,
     ) -> None:
         self.tracker = tracker
         self.namespace = namespace or Namespace()
         self.consumer_kwargs = consumer_kwargs
+        self.from_end = from_end
+        self.start_offsets: dict[Any, int] = {}  # TopicPartition -> first offset read (from_end only)
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
         self.caught_up = asyncio.Event()
@@ -197,12 +217,33 @@ class CompletionWatcher:
             **self.consumer_kwargs,
             group_id=None,
             enable_auto_commit=False,
+            # Also where a partition starts should aiokafka ever reassign it: re-reading is harmless
+            # (redeliveries are counted as such), skipping would lose records.
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=32 * 1024 * 1024,
         )
         await self._consumer.start()
+        try:
+            if self.from_end:
+                await self._seek_to_end()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            raise
         self._task = asyncio.create_task(self._run(), name="loadgen-watcher")
+
+    async def _seek_to_end(self) -> None:
+        """Positions every assigned partition at its current end offset (resolved now, not lazily at
+        the first fetch), so every record published after `start()` returns is read."""
+        consumer = self._consumer
+        partitions = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
+        if not partitions:
+            raise RuntimeError("the completion watcher was assigned no partitions")
+        ends: dict[Any, int] = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, ends[tp])
+        self.start_offsets = {tp: await consumer.position(tp) for tp in partitions}
 
     async def _run(self) -> None:
         tracker = self.tracker

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import platform_on
 from tests.integration.conftest import FAILING_SKU
+from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.platform import LocalPlatform
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,9 +45,11 @@ def _missing(what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalPlatform]:
+async def platform(
+    tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
+) -> AsyncIterator[LocalPlatform]:
     data_dir: Path = tmp_path_factory.mktemp("browser-platform")
-    plat = LocalPlatform.on_free_ports(data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
+    plat = platform_on(shared_kafka, data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
     try:
         await plat.start(ready_timeout=90)
         yield plat

@@ -17,9 +17,11 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 
+from tests.conftest import platform_on
 from yiju.common.envelope import build_headers, spec_for
 from yiju.common.orders import is_settled
 from yiju.common.redis import create_redis
+from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.platform import LocalPlatform
 
 DEFAULT_USER = "u-1004"
@@ -28,9 +30,11 @@ FAILING_SKU = "fest-lanterns"
 
 
 @pytest.fixture(scope="session")
-async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalPlatform]:
+async def platform(
+    tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
+) -> AsyncIterator[LocalPlatform]:
     data_dir: Path = tmp_path_factory.mktemp("platform")
-    plat = LocalPlatform.on_free_ports(data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
+    plat = platform_on(shared_kafka, data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
     try:
         await plat.start(ready_timeout=90)
         yield plat
@@ -83,13 +87,19 @@ async def submit(api: httpx.AsyncClient, text: str, user: str = DEFAULT_USER, **
 
 
 async def publish_event(
-    producer: AIOKafkaProducer, message: Message, key: str, source: str = "test-client", eid: str = ""
+    producer: AIOKafkaProducer,
+    platform: LocalPlatform,
+    message: Message,
+    key: str,
+    source: str = "test-client",
+    eid: str = "",
 ) -> None:
-    """Publishes an event as a client does (CloudEvents headers, keyed by `key`) and waits for the ack."""
+    """Publishes an event to `platform` as a client does (CloudEvents headers, keyed by `key`) and waits
+    for the ack."""
     spec = spec_for(message)
     headers = build_headers(spec, key, source, eid=eid or str(uuid.uuid4()))
     await producer.send_and_wait(
-        spec.topic,
+        platform.topic(spec.topic),
         message.SerializeToString(),
         key=key.encode(),
         headers=[(k, v.encode()) for k, v in headers.items()],

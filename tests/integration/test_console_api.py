@@ -54,7 +54,7 @@ def _complete(trace: dict[str, Any]) -> bool:
     names = {s["name"] for s in trace["spans"]}
     return (
         set(trace["services"]) >= ALL_SERVICES
-        and "process yiju.payment.captured.v1" in names
+        and any(n.startswith("process ") and n.endswith("yiju.payment.captured.v1") for n in names)
         and all(s["parent_id"] is None or s["parent_id"] in ids for s in trace["spans"])
     )
 

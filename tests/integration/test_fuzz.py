@@ -32,6 +32,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import platform_on
 from yiju.common.dead_letters import read_dead_letters
 from yiju.common.envelope import BY_TOPIC, build_headers
 from yiju.common.topics import CONSUMER_GROUPS
@@ -39,6 +40,7 @@ from yiju.gen.gateway.v1 import gateway_pb2 as gw
 from yiju.gen.gateway.v1 import gateway_pb2_grpc as gw_grpc
 from yiju.gen.intent.v1 import intent_pb2 as ipb
 from yiju.gen.intent.v1 import intent_pb2_grpc as ipb_grpc
+from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.platform import SERVICES, LocalPlatform
 
 pytestmark = pytest.mark.integration
@@ -56,14 +58,16 @@ rng = random.Random(20261128)
 
 
 @pytest.fixture(scope="module")
-async def fuzz_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalPlatform]:
+async def fuzz_platform(
+    tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
+) -> AsyncIterator[LocalPlatform]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     env = {
         "YIJU_EDGE_RATE_PER_USER_PER_S": "100000",
         "YIJU_EDGE_RATE_BURST": "100000",
         "YIJU_LOG_LEVEL": "ERROR",
     }
-    plat = LocalPlatform.on_free_ports(data_dir, extra_env=env)
+    plat = platform_on(shared_kafka, data_dir, extra_env=env)
     try:
         await plat.start(ready_timeout=90)
         plat.started_pids = dict(plat.pids)  # type: ignore[attr-defined]
@@ -222,12 +226,13 @@ async def test_hostile_kafka_records_are_all_processed_or_dead_lettered(fuzz_pla
             for n in range(start, min(start + 500, KAFKA_RECORDS)):
                 topic = CONSUMED_TOPICS[n % len(CONSUMED_TOPICS)]
                 key, value, headers, bad = fuzz_record(topic, n)
-                futures.append((topic, bad, await producer.send(topic, value, key=key, headers=headers)))
+                sending = await producer.send(fuzz_platform.topic(topic), value, key=key, headers=headers)
+                futures.append((topic, bad, sending))
             for topic, bad, future in futures:
                 meta = await future
                 sent[topic] += 1
                 if bad:
-                    malformed.append((topic, meta.partition, meta.offset))
+                    malformed.append((fuzz_platform.topic(topic), meta.partition, meta.offset))
     finally:
         await producer.stop()
     assert sum(sent.values()) == KAFKA_RECORDS
@@ -264,7 +269,8 @@ async def test_hostile_kafka_records_are_all_processed_or_dead_lettered(fuzz_pla
         (g.name, topic, partition, offset)
         for topic, partition, offset in malformed
         for g in CONSUMER_GROUPS
-        if topic in g.topics and (g.name, topic, partition, offset) not in dead
+        if topic.removeprefix(fuzz_platform.namespace) in g.topics
+        and (g.name, topic, partition, offset) not in dead
     ]
     assert malformed and not missing, missing[:10]
     reasons = Counter(d.reason for d in letters)
@@ -492,10 +498,13 @@ async def test_a_header_that_is_not_utf8_is_dead_lettered_not_a_poison_pill(
     producer = AIOKafkaProducer(bootstrap_servers=fuzz_platform.bootstrap, acks="all")
     await producer.start()
     try:
-        meta = await producer.send_and_wait(topic, b"", key=b"ord_poison", headers=list(headers.items()))
+        meta = await producer.send_and_wait(
+            fuzz_platform.topic(topic), b"", key=b"ord_poison", headers=list(headers.items())
+        )
     finally:
         await producer.stop()
-    wanted = {(g.name, topic, meta.partition, meta.offset) for g in CONSUMER_GROUPS if topic in g.topics}
+    wire = fuzz_platform.topic(topic)
+    wanted = {(g.name, wire, meta.partition, meta.offset) for g in CONSUMER_GROUPS if topic in g.topics}
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
         letters = await read_dead_letters(fuzz_platform.settings())

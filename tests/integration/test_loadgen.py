@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ResponseError
 
+from tests.conftest import platform_on
 from yiju.common.catalog import load_catalog
 from yiju.common.redis import create_redis
 from yiju.loadgen.checks import money_check, verify_projection, wallet_spent
 from yiju.loadgen.profiles import Constant
 from yiju.loadgen.runner import LoadConfig, LoadRunner
+from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.platform import LocalPlatform
 
 pytestmark = pytest.mark.integration
@@ -26,10 +28,12 @@ USERS = 200
 
 
 @pytest.fixture(scope="module")
-async def load_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalPlatform]:
+async def load_platform(
+    tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
+) -> AsyncIterator[LocalPlatform]:
     data_dir: Path = tmp_path_factory.mktemp("loadgen")
-    plat = LocalPlatform.on_free_ports(
-        data_dir, extra_env={"YIJU_SYNTHETIC_USERS": str(USERS)}, replicas={"payment": 2}
+    plat = platform_on(
+        shared_kafka, data_dir, extra_env={"YIJU_SYNTHETIC_USERS": str(USERS)}, replicas={"payment": 2}
     )
     try:
         await plat.start(ready_timeout=180)

@@ -167,7 +167,7 @@ async def test_clients_can_publish_intents_straight_to_kafka(
     )
     producer = await _producer(platform)
     try:
-        await publish_event(producer, message, key)
+        await publish_event(producer, platform, message, key)
     finally:
         await producer.stop()
     for _ in range(100):
@@ -189,14 +189,14 @@ async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
     producer = await _producer(platform)
     try:
         await producer.send_and_wait(
-            "yiju.plan.created.v1",
+            platform.topic("yiju.plan.created.v1"),
             b"\xff\x00garbage",
             key=b"ord_bad",
             headers=[("ce_id", b"bad-1"), ("ce_type", b"yiju.plan.created")],
         )
-        await producer.send_and_wait("yiju.plan.created.v1", b"", key=b"ord_bad2")
+        await producer.send_and_wait(platform.topic("yiju.plan.created.v1"), b"", key=b"ord_bad2")
         await producer.send_and_wait(
-            "yiju.plan.created.v1",
+            platform.topic("yiju.plan.created.v1"),
             b"",
             key=b"ord_bad3",
             headers=[("ce_id", b"\xff\xfe-not-utf8"), ("ce_type", b"yiju.plan.created")],
@@ -206,7 +206,7 @@ async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
     order = await wait_settled(api, await submit(api, "one mango slush"))
     assert order["status"] == "COMPLETED"
     consumer = AIOKafkaConsumer(
-        "yiju.dlq.yiju-payment.v1",
+        platform.topic("yiju.dlq.yiju-payment.v1"),
         bootstrap_servers=platform.bootstrap,
         auto_offset_reset="earliest",
         group_id=f"dlq-reader-{uuid.uuid4()}",
@@ -228,7 +228,7 @@ async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
     bad = found[b"ord_bad"]
     assert bad["x-dlq-reason"] == "malformed"
     assert "protobuf" in bad["x-dlq-error-message"]
-    assert bad["x-dlq-original-topic"] == "yiju.plan.created.v1"
+    assert bad["x-dlq-original-topic"] == platform.topic("yiju.plan.created.v1")
     assert bad["x-dlq-original-offset"].isdigit()
     assert "missing CloudEvents headers" in found[b"ord_bad2"]["x-dlq-error-message"]
     assert "UTF-8" in found[b"ord_bad3"]["x-dlq-error-message"]  # a poison header is not a poison pill
@@ -247,7 +247,7 @@ async def test_a_redelivered_event_does_not_move_money_twice(
         for eid in (None, str(uuid.uuid4())):  # the same event id again, and a new one
             headers = build_headers(spec_for(completed), order_id, "test", eid=eid)
             await producer.send_and_wait(
-                spec_for(completed).topic,
+                platform.topic(spec_for(completed).topic),
                 completed.SerializeToString(),
                 key=order_id.encode(),
                 headers=[(k, v.encode()) for k, v in headers.items()],

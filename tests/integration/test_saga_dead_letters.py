@@ -45,7 +45,7 @@ async def test_a_dead_letter_is_listed_and_replayed_once_after_the_cause_is_fixe
     producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap, acks="all")
     await producer.start()
     try:
-        await publish_event(producer, message, key, eid=event_id)
+        await publish_event(producer, platform, message, key, eid=event_id)
     finally:
         await producer.stop()
 
@@ -59,7 +59,8 @@ async def test_a_dead_letter_is_listed_and_replayed_once_after_the_cause_is_fixe
         await asyncio.sleep(0.5)
     [dead] = listed
     assert dead["reason"] == "rejected" and "idempotency_conflict" in dead["error_message"]
-    assert dead["original_topic"] == "yiju.intent.submitted.v1" and dead["replayed"] is None
+    assert dead["original_topic"] == platform.topic("yiju.intent.submitted.v1")
+    assert dead["replayed"] is None
     code, out = await yiju(capsys, platform, "dlq", "list")
     assert code == 0 and "dead letters" in out
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from tests.conftest import platform_on
 from tests.integration.conftest import FAILING_SKU, ActAsOwner, submit, wait_settled
 from yiju.common.decisions import DecisionStore
 from yiju.common.envelope import now_iso
@@ -26,6 +27,7 @@ from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.intent.store import OPEN_ORDERS_KEY, OrderStore
 from yiju.payment.wallet import payment_key, wallet_key
 from yiju_infra.chaos.catalog import prepare_catalog
+from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.platform import LocalPlatform
 
 pytestmark = pytest.mark.integration
@@ -40,10 +42,13 @@ SWEEP_ENV = {
 
 
 @pytest.fixture(scope="module")
-async def sweep_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalPlatform]:
+async def sweep_platform(
+    tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
+) -> AsyncIterator[LocalPlatform]:
     data_dir: Path = tmp_path_factory.mktemp("sweep")
     catalog = prepare_catalog(data_dir / "catalog", confirmation_ttl_s=3)
-    plat = LocalPlatform.on_free_ports(data_dir, extra_env={**SWEEP_ENV, "YIJU_CATALOG_DIR": str(catalog)})
+    env = {**SWEEP_ENV, "YIJU_CATALOG_DIR": str(catalog)}
+    plat = platform_on(shared_kafka, data_dir, extra_env=env)
     try:
         await plat.start(ready_timeout=90)
         yield plat

@@ -160,11 +160,11 @@ async def test_kafka_intake_needs_a_signed_assertion_for_that_user(platform: Loc
             message = ev.IntentSubmitted(
                 user_id="u-1004", text="a latte", idempotency_key=key, user_assertion=assertion
             )
-            await publish_event(producer, message, key, source="attacker")
+            await publish_event(producer, platform, message, key, source="attacker")
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        "yiju.dlq.yiju-intent-intake.v1",
+        platform.topic("yiju.dlq.yiju-intent-intake.v1"),
         bootstrap_servers=platform.bootstrap,
         auto_offset_reset="earliest",
         group_id=f"sec-{uuid.uuid4()}",

@@ -10,13 +10,13 @@ import pytest
 
 from yiju_infra.local import binaries
 from yiju_infra.local.platform import SERVICES, LocalPlatform, PortInUseError, Ports
-from yiju_infra.local.processes import port_is_free
+from yiju_infra.local.processes import ephemeral_port_range, port_is_free
 from yiju_infra.local.run import parse_services
 
 
 def test_ports_default_and_from_env() -> None:
     assert Ports.from_env({}) == Ports()
-    assert Ports() == Ports(8080, 50051, 50052, 50053, 50054, 50055, 9092, 6379, 9101)
+    assert Ports() == Ports(8080, 50051, 50052, 50053, 50054, 50055, 9092, 9093, 6379, 9101)
     ports = Ports.from_env({"YIJU_KAFKA_PORT": "19092", "YIJU_METRICS_PORT_BASE": "19101"})
     assert (
         ports.kafka == 19092 and ports.metrics("intent") == 19101 and ports.metrics("model_gateway") == 19105
@@ -28,10 +28,12 @@ def test_ports_default_and_from_env() -> None:
 def test_free_ports_are_distinct_and_free() -> None:
     ports = Ports.free()
     singles = [ports.http, ports.grpc, ports.gateway, ports.planning, ports.payment, ports.fulfilment]
-    singles += [ports.kafka, ports.redis]
+    singles += [ports.kafka, ports.kafka_controller, ports.redis]
     metrics = [ports.metrics(s) for s in SERVICES]
     assert len(set(singles + metrics)) == len(singles) + len(SERVICES)
     assert all(port_is_free(p) for p in singles + metrics)
+    low, high = ephemeral_port_range()  # outgoing connections take those: never listen there
+    assert not [p for p in singles + metrics if low <= p <= high]
     assert [ports.health(s) for s in SERVICES] == [
         ports.grpc,
         ports.planning,
