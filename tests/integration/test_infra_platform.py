@@ -1,4 +1,4 @@
-"""LocalPlatform against the real tansu broker and valkey server, and supervision with stand-in services.
+"""LocalPlatform against the real Apache Kafka and valkey server, and supervision with stand-in services.
 
 The stand-in is a tiny script (gRPC health SERVING on the service's port, GET /healthz for intent) so
 start_services / wait_ready / kill / restart are tested without the real services.
@@ -11,6 +11,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,11 +23,16 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from tests.conftest import platform_on
 from yiju.common.topics import ALL_TOPICS
+from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.platform import SERVICES, LocalPlatform, Ports, ServiceNotReadyError
 from yiju_infra.local.processes import group_members, pid_running
+from yiju_infra.local.state_unit import MARKER_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -108,9 +114,14 @@ async def test_start_infra_creates_topics_with_aof_redis_and_stops_clean(tmp_pat
         await admin.start()
         try:
             assert set(ALL_TOPICS) <= set(await admin.list_topics())
+            configs = await topic_settings(admin, ["yiju.plan.created.v1", "yiju.dlq.yiju-payment.v1"])
         finally:
             await admin.close()
         assert await platform.ensure_topics() == []  # idempotent
+        event, dead = configs["yiju.plan.created.v1"], configs["yiju.dlq.yiju-payment.v1"]
+        assert int(dead["retention.ms"]) > int(event["retention.ms"]) >= 24 * 3600 * 1000
+        assert event["cleanup.policy"] == "delete" and event["min.insync.replicas"] == "1"
+        assert (platform.data_dir / "kafka" / "data" / "meta.properties").is_file()  # formatted once
 
         client = aioredis.Redis.from_url(platform.redis_url, decode_responses=True)
         try:
@@ -140,8 +151,10 @@ async def redis_call(url: str, *command: str) -> object:
         await client.aclose()
 
 
-async def test_redis_keeps_state_across_restart_and_kill_9(tmp_path: Path) -> None:
-    platform = LocalPlatform.on_free_ports(tmp_path, auto_restart=True)
+async def test_redis_keeps_state_across_restart_and_kill_9(
+    tmp_path: Path, shared_kafka: BrokerServer
+) -> None:
+    platform = platform_on(shared_kafka, tmp_path, auto_restart=True)
     try:
         await platform.start_infra()
         url = platform.redis_url
@@ -168,17 +181,92 @@ async def test_redis_keeps_state_across_restart_and_kill_9(tmp_path: Path) -> No
         await platform.stop_all()
 
 
-async def test_broker_restart_recreates_topics(tmp_path: Path) -> None:
-    platform = LocalPlatform.on_free_ports(tmp_path, auto_restart=False)
+async def topic_settings(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    """The effective configuration of each topic (DescribeConfigs)."""
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+    out: dict[str, dict[str, str]] = {}
+    for response in described:
+        for resource in response.resources:
+            out[resource[3]] = {entry[0]: entry[1] for entry in resource[4]}
+    return out
+
+
+async def read_all(bootstrap: str, topic: str) -> list[bytes]:
+    """Every value in `topic`, read from the earliest offset with a fresh group-less consumer."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        values: list[bytes] = []
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            if not batch:
+                return values
+            values += [r.value for records in batch.values() for r in records if r.value is not None]
+    finally:
+        await consumer.stop()
+
+
+async def test_kafka_keeps_its_log_across_a_restart_and_a_kill_9(tmp_path: Path) -> None:
+    platform = LocalPlatform.on_free_ports(tmp_path, auto_restart=True, broker="kafka")
+    topic = "yiju.plan.created.v1"
     try:
         await platform.start_infra()
-        await platform.restart("broker")  # memory storage: topics are gone, restart re-creates them
-        admin = AIOKafkaAdminClient(bootstrap_servers=platform.bootstrap)
-        await admin.start()
-        try:
-            assert set(ALL_TOPICS) <= set(await admin.list_topics())
-        finally:
-            await admin.close()
+        assert platform.broker is not None and platform.broker.durable
+        cluster = platform.broker.cluster_id
+
+        async def produce(value: bytes) -> None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=platform.bootstrap, acks="all", enable_idempotence=True
+            )
+            await producer.start()
+            try:
+                await producer.send_and_wait(topic, value, key=b"o-1")
+            finally:
+                await producer.stop()
+
+        await produce(b"before-restart")
+        await platform.restart("broker")  # SIGTERM: a controlled shutdown
+        await produce(b"before-kill")
+        old_pid = platform.pids["broker"]
+        platform.kill("broker")  # SIGKILL; the watcher restarts it and Kafka recovers its log
+        await eventually(lambda: platform.restarts.get("broker") == 1 and platform.process("broker").is_alive)
+        assert platform.pids["broker"] != old_pid
+        await platform.broker.wait_ready(60)
+        await produce(b"after-kill")
+        assert await read_all(platform.bootstrap, topic) == [b"before-restart", b"before-kill", b"after-kill"]
+        assert platform.broker.cluster_id == cluster
+    finally:
+        await platform.stop_all()
+
+
+async def test_redis_state_is_cleared_when_the_event_log_is_gone(tmp_path: Path) -> None:
+    """The data dir is one unit: Redis state is never paired with a broker log that lacks its events."""
+
+    async def boot() -> LocalPlatform:
+        platform = LocalPlatform.on_free_ports(tmp_path, auto_restart=False, broker="kafka")
+        await platform.start_infra()
+        return platform
+
+    platform = await boot()
+    try:
+        assert not platform.state_cleared  # a new data dir: nothing to clear
+        await redis_call(platform.redis_url, "SET", "wallet:{u-1}", "remembered")
+    finally:
+        await platform.stop_all()
+    platform = await boot()  # the same data dir: the same log, so the state stays
+    try:
+        assert not platform.state_cleared
+        assert await redis_call(platform.redis_url, "GET", "wallet:{u-1}") == "remembered"
+    finally:
+        await platform.stop_all()
+    shutil.rmtree(tmp_path / "kafka" / "data")  # the log is lost; Redis (AOF) still remembers
+    platform = await boot()
+    try:
+        assert platform.state_cleared
+        assert await redis_call(platform.redis_url, "GET", "wallet:{u-1}") is None
+        assert await redis_call(platform.redis_url, "GET", MARKER_KEY) == platform.event_log_id()
     finally:
         await platform.stop_all()
 
@@ -271,6 +359,7 @@ def run_env(tmp_path: Path, ports: Ports) -> dict[str, str]:
     env = {**os.environ, "YIJU_DATA_DIR": str(tmp_path / "var"), "YIJU_LOCAL_SERVICES": "none"}
     env.update(
         YIJU_KAFKA_PORT=str(ports.kafka),
+        YIJU_KAFKA_CONTROLLER_PORT=str(ports.kafka_controller),
         YIJU_REDIS_PORT=str(ports.redis),
         YIJU_HTTP_PORT=str(ports.http),
         YIJU_GRPC_PORT=str(ports.grpc),

@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import platform_on
 from tests.integration.conftest import ActAsOwner, submit, wait_settled
 from yiju_infra.local.binaries import BinaryNotFoundError
+from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.jaeger import Jaeger, JaegerPorts, jaeger_bin
 from yiju_infra.local.platform import LocalPlatform
 
@@ -30,7 +32,9 @@ SPANS_DEADLINE_S = 30.0
 JaegerSpans = list[dict[str, Any]]
 
 
-def _binary() -> Path:
+@pytest.fixture(scope="session")
+def jaeger_binary() -> Path:
+    """The binary, looked for before the session's Kafka starts (a skip then starts nothing)."""
     try:
         return jaeger_bin()
     except BinaryNotFoundError as exc:
@@ -40,12 +44,13 @@ def _binary() -> Path:
 
 
 @pytest.fixture(scope="module")
-async def traced(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Jaeger, LocalPlatform]]:
-    """Jaeger on free non-ephemeral ports and a platform whose services export to it."""
-    binary = _binary()
+async def traced(
+    jaeger_binary: Path, shared_kafka: BrokerServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[Jaeger, LocalPlatform]]:
+    """Jaeger on free non-ephemeral ports and a platform (on the session's Kafka) exporting to it."""
     data_dir = tmp_path_factory.mktemp("jaeger-platform")
-    jaeger = Jaeger(data_dir, JaegerPorts.free(), binary=binary)
-    plat = LocalPlatform.on_free_ports(data_dir, extra_env=jaeger.service_env())
+    jaeger = Jaeger(data_dir, JaegerPorts.free(), binary=jaeger_binary)
+    plat = platform_on(shared_kafka, data_dir, extra_env=jaeger.service_env())
     try:
         await jaeger.start()
         await plat.start(ready_timeout=90)

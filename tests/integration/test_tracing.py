@@ -34,7 +34,7 @@ async def test_one_sentence_is_one_trace_across_all_services(
     for _ in range(50):  # span processors flush every 0.5 s
         spans = _spans(platform, order["trace_id"])
         if {s["service"] for s in spans} >= SERVICES and any(
-            s["name"].startswith("process yiju.payment.captured") for s in spans
+            s["name"] == f"process {platform.topic('yiju.payment.captured.v1')}" for s in spans
         ):
             break
         await asyncio.sleep(0.2)
@@ -47,8 +47,8 @@ async def test_one_sentence_is_one_trace_across_all_services(
     for span in consume:
         attrs = span["attributes"]
         assert attrs["messaging.system"] == "kafka"
-        assert attrs["messaging.consumer.group.name"].startswith("yiju-")
-        assert attrs["messaging.destination.name"].startswith("yiju.")
+        assert attrs["messaging.consumer.group.name"].startswith(platform.namespace + "yiju-")
+        assert attrs["messaging.destination.name"].startswith(platform.topic("yiju."))
         assert isinstance(attrs["messaging.kafka.offset"], int)
     assert any(s["kind"] == "CLIENT" and "ParseIntent" in s["name"] for s in spans)
     assert any(s["kind"] == "SERVER" and s["service"] == "model_gateway" for s in spans)
