@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN_STAMP := services/gen/.stamp
 PROTOS := $(shell find protos -name '*.proto')
 
-.PHONY: help venv proto run jaeger test test-fast lint fmt bench soak bench-gateway chart helm browser chaos docs clean
+.PHONY: help venv proto kafka run jaeger test test-fast lint fmt bench soak bench-gateway chart helm browser chaos docs clean
 HELM := .tools/bin/helm
 JAEGER := .tools/bin/jaeger
 
@@ -35,7 +35,10 @@ $(GEN_STAMP): $(STAMP) $(PROTOS) infra/proto/build.py
 
 proto: $(GEN_STAMP) ## regenerate protobuf and gRPC code into services/gen
 
-run: $(GEN_STAMP) ## start broker, Redis and all five services (Ctrl-C stops everything)
+kafka: $(STAMP) ## fetch Apache Kafka's jars from Maven Central once (~/.cache/yiju/kafka); needs a JDK and Maven
+	$(PY) -m yiju_infra.local.kafka_dist
+
+run: $(GEN_STAMP) kafka ## start Apache Kafka, Redis and all five services (Ctrl-C stops everything)
 	$(PY) -m yiju_infra.local.run
 
 jaeger: $(GEN_STAMP) $(JAEGER) ## `make run` with Jaeger v2: traces at http://127.0.0.1:16686 (builds jaeger first)
@@ -45,7 +48,7 @@ jaeger: $(GEN_STAMP) $(JAEGER) ## `make run` with Jaeger v2: traces at http://12
 $(JAEGER): infra/jaeger/get-jaeger.sh
 	bash infra/jaeger/get-jaeger.sh
 
-test: $(GEN_STAMP) $(TEST_STAMP) $(HELM) $(JAEGER) browser ## lint, then the whole test suite (unit, integration, e2e)
+test: $(GEN_STAMP) $(TEST_STAMP) kafka $(HELM) $(JAEGER) browser ## lint, then the whole test suite (unit, integration, e2e)
 	$(VENV)/bin/ruff check services infra tests
 	$(PY) -m pytest
 
@@ -75,7 +78,7 @@ browser: $(STAMP) ## headless Chromium, chromedriver and Selenium for tests/brow
 docs: $(GEN_STAMP) ## generate docs/generated: AsyncAPI per service, OpenAPI, proto reference
 	$(PY) infra/docs/build.py
 
-chaos: $(GEN_STAMP) ## kill -9 chaos run: 10,000 sentences while services and Redis are killed; writes chaos-report.json
+chaos: $(GEN_STAMP) ## kill -9 chaos run: 10,000 sentences while the broker, Redis and every service are killed; writes chaos-report.json
 	$(PY) -m yiju_infra.chaos.run $(CHAOS_ARGS)
 
 lint: $(STAMP) ## ruff

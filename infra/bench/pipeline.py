@@ -55,6 +55,7 @@ from yiju.loadgen.runner import LoadConfig, LoadRunner
 from yiju.loadgen.watcher import reads_from_end
 from yiju_infra.bench import cpu
 from yiju_infra.bench.broker_info import broker_in_use
+from yiju_infra.bench.console import bench_console
 from yiju_infra.bench.plot import latency_png
 from yiju_infra.bench.rawbroker import measure as measure_broker
 from yiju_infra.local.platform import LocalPlatform
@@ -500,7 +501,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
 
 async def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
-    console = Console(stderr=True)
+    console = bench_console()
     results = await PipelineBench(config, console).run()
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_text(json.dumps(results, ensure_ascii=False, indent=2))

@@ -120,12 +120,27 @@ async def read(consumer: AIOKafkaConsumer, records: int) -> None:
         seen += sum(len(v) for v in batch.values())
 
 
+async def wait_for_leaders(admin: AIOKafkaAdminClient, topic: str, timeout_s: float = 30.0) -> None:
+    """Returns once every partition of the new `topic` has a leader (Apache Kafka elects them a moment
+    after CreateTopics answers; a produce or fetch before that is refused and retried, with warnings)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        (described,) = await admin.describe_topics([topic])
+        partitions = described["partitions"]
+        if not described["error_code"] and partitions and all(p["leader"] >= 0 for p in partitions):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic}: no leader for every partition within {timeout_s:g}s")
+        await asyncio.sleep(0.05)
+
+
 async def measure(bootstrap: str, records: int = 200_000, partitions: int = 6) -> RawBrokerResult:
     topic = f"yiju.bench.raw.{int(time.time() * 1000)}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        await wait_for_leaders(admin, topic)
     finally:
         await admin.close()
     samples = sample_records()

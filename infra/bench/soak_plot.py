@@ -15,6 +15,7 @@ def soak_png(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
     if not rows:
@@ -31,7 +32,7 @@ def soak_png(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     lat.set_ylim(bottom=0)
     lat.set_title(title)
     lat.grid(True, alpha=0.3)
-    lat.legend(fontsize=8)
+    lat.legend(fontsize=8, loc="upper left")
 
     names = [n for n in rows[-1]["cpu_percent"] if n not in SUMMARY_KEYS]
     for name in names:
@@ -41,13 +42,14 @@ def soak_png(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     cpu.set_ylabel("CPU (% of one core)")
     cpu.set_ylim(bottom=0)
     cpu.grid(True, alpha=0.3)
-    cpu.legend(fontsize=7, ncol=4)
+    cpu.legend(fontsize=7, ncol=5, loc="upper left")
 
     for name in rows[-1]["rss_mb"]:
         mem.plot(minutes, [r["rss_mb"].get(name, 0.0) for r in rows], "-", label=f"{name} RSS")
     mem.set_ylabel("RSS (MiB)")
     mem.set_ylim(bottom=0)
     mem.set_xlabel("minute")
+    mem.xaxis.set_major_locator(MaxNLocator(integer=True))
     mem.grid(True, alpha=0.3)
     handles, labels = mem.get_legend_handles_labels()
     disk = [r["broker_disk_bytes"] for r in rows]
@@ -58,7 +60,7 @@ def soak_png(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
         twin.set_ylim(bottom=0)
         more_handles, more_labels = twin.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    mem.legend(handles, labels, fontsize=7, ncol=4)
+    mem.legend(handles, labels, fontsize=7, ncol=5, loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

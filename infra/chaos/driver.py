@@ -172,7 +172,7 @@ class Driver:
                         dict(zip([s.order_id for s in asking], found, strict=True))
                     )
                 except Exception as exc:  # Redis or intent restarting: next time
-                    log.info("chaos: confirmations later: %r", exc)
+                    log.debug("chaos: confirmations later: %r", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
 

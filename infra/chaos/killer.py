@@ -72,7 +72,7 @@ class Killer:
     on_kill: Callable[[Kill], None] | None = None  # called with each kill (progress display)
     began: float = field(default_factory=time.monotonic)
     kills: list[Kill] = field(default_factory=list)
-    _deck: list[str] = field(default_factory=list)
+    _deck: list[str] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -87,7 +87,7 @@ class Killer:
 
     @property
     def broker_note(self) -> str:
-        """Why the broker is (not) killed, for the report."""
+        """Whether the broker is killed, and why not, for the report."""
         broker = self.platform.broker
         if broker is None:
             return "not killed: the platform uses a shared broker it did not start"
@@ -96,7 +96,7 @@ class Killer:
                 f"not killed: {broker.description} keeps its log in memory and would restart empty "
                 "(data loss by construction, not a finding)"
             )
-        return f"killed with SIGKILL; {broker.description} (the log survives the process)"
+        return "killed with SIGKILL (its log is on disk and survives the process)"
 
     def minimums(self) -> dict[str, int]:
         """The least number of kills each process must get over the run."""

@@ -278,19 +278,21 @@ async def run_chaos(config: ChaosConfig, console: Console | None = None) -> dict
 
 
 def _minimums_note(config: ChaosConfig, killer: Killer) -> str:
-    wanted = killer.minimums()
-    services = ", ".join(f"{s} {n}" for s, n in wanted.items() if s not in ("broker", "redis"))
-    said = f"broker {wanted.get('broker', 0)}, redis {wanted.get('redis', 0)}, {services}"
+    def said(broker: int, redis: int, service: int) -> str:
+        return f"broker >= {broker}, redis >= {redis}, every service >= {service}"
+
+    wanted = said(
+        config.broker_kills if killer.broker_killable else 0, config.redis_kills, config.service_kills
+    )
     if not killer.broker_killable:
-        said += f" (broker {killer.broker_note})"
+        wanted += f" (the broker is {killer.broker_note})"
+    if not config.scaled_down:
+        return f"full run: kills {wanted}"
     full = FULL_RUN_MINIMUMS
-    if config.scaled_down:
-        return (
-            f"scaled-down run ({config.sentences} sentences): minimums {said}; a full run is "
-            f"{FULL_RUN_SENTENCES} sentences with broker {full['broker']}, redis {full['redis']}, "
-            f"every service {full['service']}"
-        )
-    return f"full run: minimums {said}"
+    return (
+        f"scaled-down run ({config.sentences} sentences): kills {wanted}; a full run is "
+        f"{FULL_RUN_SENTENCES} sentences with {said(full['broker'], full['redis'], full['service'])}"
+    )
 
 
 def summary_table(report: dict[str, Any]) -> Table:
@@ -393,7 +395,8 @@ def parse_args(argv: list[str] | None = None) -> ChaosConfig:
 
 async def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
-    console = Console(stderr=True)
+    # Not a terminal (CI, a log file): wide lines rather than Rich's 80 columns, one log record a line.
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
     logging.basicConfig(
         level=logging.WARNING,
         format="%(name)s: %(message)s",

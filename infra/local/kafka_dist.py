@@ -141,6 +141,9 @@ def _ensure_dir(path: Path) -> Path:
 
 def main() -> int:
     began = time.monotonic()
+    if java_bin() is None and os.environ.get("YIJU_BROKER", "").strip().lower() != "kafka":
+        print("kafka: no Java runtime here; the platform will use the tansu fallback broker (YIJU_BROKER)")
+        return 0
     try:
         libs = ensure_kafka(quiet=True)
     except KafkaUnavailableError as exc:

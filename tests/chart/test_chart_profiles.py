@@ -209,6 +209,29 @@ def test_topics_by_strimzi_in_prod(prod: Rendered) -> None:
         assert topic["metadata"]["namespace"] == "kafka"
         assert topic["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         assert (topic["spec"]["partitions"], topic["spec"]["replicas"]) == (48, 3)
+        config = topic["spec"]["config"]
+        dead_letters = topic["spec"]["topicName"] in DLQ_TOPICS
+        assert config["retention.ms"] == ("2592000000" if dead_letters else "1209600000")
+        assert config["cleanup.policy"] == "delete" and config["min.insync.replicas"] == "2"
+        assert config["compression.type"] == "zstd"  # the profile's extra config on every topic
+    env = prod.get("ConfigMap", "yiju-config")["data"]
+    assert (
+        env["YIJU_KAFKA_RETENTION_MS"] == "1209600000" and env["YIJU_KAFKA_DLQ_RETENTION_MS"] == "2592000000"
+    )
+    assert env["YIJU_KAFKA_MIN_INSYNC_REPLICAS"] == "2" and env["YIJU_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+
+
+def test_a_prefix_moves_every_topic_group_and_scaler_of_a_release(chart: Chart) -> None:
+    rendered = chart.render("prod", "kafka.topicPrefix=tenant-a.", "kafka.groupPrefix=tenant-a-")
+    names = {t["spec"]["topicName"] for t in rendered.of_kind("KafkaTopic")}
+    assert names == {f"tenant-a.{t}" for t in EVENT_TOPICS | DLQ_TOPICS}
+    env = rendered.get("ConfigMap", "yiju-config")["data"]
+    assert env["YIJU_KAFKA_TOPIC_PREFIX"] == "tenant-a." and env["YIJU_KAFKA_GROUP_PREFIX"] == "tenant-a-"
+    triggers = [t["metadata"] for _, t in kafka_triggers(rendered)]
+    assert sorted(m["consumerGroup"] for m in triggers) == sorted(f"tenant-a-{g}" for g in CONSUMER_GROUPS)
+    assert {m["topic"] for m in triggers if "topic" in m} == {
+        f"tenant-a.{t}" for t in SINGLE_TOPIC_GROUPS.values()
+    }
 
 
 def test_hook_job_gets_sasl_password_before_release_secrets_exist(chart: Chart) -> None:

@@ -246,6 +246,12 @@ YIJU_KAFKA_BOOTSTRAP: {{ .Values.kafka.bootstrapServers | quote }}
 YIJU_KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | quote }}
 YIJU_KAFKA_PARTITIONS: {{ .Values.kafka.partitions | quote }}
 YIJU_KAFKA_REPLICATION_FACTOR: {{ .Values.kafka.replicationFactor | quote }}
+YIJU_KAFKA_MIN_INSYNC_REPLICAS: {{ .Values.kafka.minInsyncReplicas | quote }}
+YIJU_KAFKA_RETENTION_MS: {{ .Values.kafka.retentionMs | int64 | quote }}
+YIJU_KAFKA_DLQ_RETENTION_MS: {{ .Values.kafka.deadLetterRetentionMs | int64 | quote }}
+YIJU_KAFKA_ENABLE_IDEMPOTENCE: {{ .Values.kafka.idempotentProducers | quote }}
+YIJU_KAFKA_TOPIC_PREFIX: {{ .Values.kafka.topicPrefix | quote }}
+YIJU_KAFKA_GROUP_PREFIX: {{ .Values.kafka.groupPrefix | quote }}
 {{- if eq (include "yiju.kafkaSasl" .) "true" }}
 YIJU_KAFKA_SASL_MECHANISM: {{ .Values.kafka.sasl.mechanism | quote }}
 YIJU_KAFKA_SASL_USERNAME: {{ .Values.kafka.sasl.username | quote }}
