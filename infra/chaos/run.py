@@ -1,6 +1,6 @@
-"""`make chaos` (`python -m yiju_infra.chaos.run`): the whole platform under load while its processes are
-killed with SIGKILL (the broker and Redis included), then proof that nothing was lost and no money
-moved twice.
+"""`make chaos`: the whole platform under load while the broker, Redis and every service are SIGKILLed.
+
+`python -m yiju_infra.chaos.run` then proves that nothing was lost and no money moved twice:
 
 1. Starts a LocalPlatform on free ports (own data dir; the watcher restarts whatever dies) with a failing
    SKU injected (YIJU_FULFILMENT_FAIL_SKUS), load-test users, short confirmations and a quick sweep.
@@ -8,9 +8,9 @@ moved twice.
    rejections, injected fulfilment failures and orders waiting for confirmation (confirmed, cancelled
    or left to expire); each with its own idempotency key, some submitted twice.
 3. Meanwhile SIGKILLs the Kafka broker (default 3 times) and Redis (2 times) at evenly spread points,
-   and a service every few seconds (every service at least once), waiting on readiness around each
-   broker and Redis kill (see `yiju_infra.chaos.killer`). A broker that keeps its log in memory (the
-   tansu fallback) is not killed, and the report says so.
+   and services in between (every one at least once): one failure at a time, each kill made while the
+   platform serves and followed by a wait until it serves again (see `yiju_infra.chaos.killer`). A
+   broker that keeps its log in memory (the tansu fallback) is not killed, and the report says so.
 4. Waits until every order is terminal, then checks: lost orders, duplicate captures, double subsidies,
    budget overspending and a full reconciliation (events vs ledgers vs Redis); writes
    chaos-report.json (with `kills_by_process`) and prints a table. Exit 1 if any of those is not

@@ -6,6 +6,11 @@ when the supervisor dies, even by SIGKILL. PDEATHSIG fires when the *thread* tha
 exits, so it is only armed when spawning from the main thread (start the platform from there; the
 asyncio loop of `asyncio.run` and of pytest-asyncio runs on it). As a last resort an atexit hook
 kills whatever is still running when the interpreter exits normally.
+
+The signal is armed by util-linux's `setpriv --pdeathsig TERM` exec'ing the command, so that no Python
+runs in the forked child: a `preexec_fn` does, and in a parent with threads (the asyncio loop's
+executors, gRPC) the child can crash before exec (seen as a SIGSEGV in logging's at-fork hook during a
+chaos run). Without setpriv the prctl is made from a `preexec_fn`, as a fallback.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 import os
 import random
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +56,7 @@ def _load_prctl() -> Callable[..., int] | None:
 
 # Resolved once in the parent, so the forked child only makes one foreign call before exec.
 _PRCTL = _load_prctl()
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
 def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None]:
@@ -236,15 +243,23 @@ class ManagedProcess:
             log_file.write(header.encode())
             log_file.flush()
             try:
+                argv, preexec = self.argv, None
+                search = (os.environ if self.env is None else self.env).get("PATH", os.defpath)
+                if shutil.which(self.argv[0], path=search) is None:  # say so before setpriv execs it
+                    raise OSError(f"no such executable: {self.argv[0]}")
+                if on_main and _SETPRIV:
+                    argv = [_SETPRIV, "--pdeathsig", "TERM", "--", *self.argv]
+                elif on_main:
+                    preexec = _pdeathsig_preexec(os.getpid())
                 self._popen = subprocess.Popen(
-                    self.argv,
+                    argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     env=self.env,
                     cwd=self.cwd,
                     start_new_session=True,
-                    preexec_fn=_pdeathsig_preexec(os.getpid()) if on_main else None,
+                    preexec_fn=preexec,
                 )
             except OSError as exc:
                 raise ProcessError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from exc

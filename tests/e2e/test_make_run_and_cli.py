@@ -203,6 +203,11 @@ def test_a_second_run_on_the_same_data_dir_keeps_events_state_and_orders(running
         for order_id in PLACED:
             status = _cli(env, "status", order_id, "--user", "u-1002", "--json")
             assert json.loads(status.stdout)["status"] == "COMPLETED", status.stdout + status.stderr
+        trace = _cli(env, "trace", PLACED[0], "--user", "u-1002", "--json")  # from the first run
+        assert trace.returncode == 0, trace.stderr
+        assert {s["service"] for s in json.loads(trace.stdout)["spans"]} >= {"intent", "payment"}
+        dead = _cli(env, "dlq", "list", "--json")  # the dead-letter topics are still there to read
+        assert dead.returncode == 0 and isinstance(json.loads(dead.stdout), list), dead.stderr
         reconciled = _cli(env, "reconcile")
         assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
     finally:

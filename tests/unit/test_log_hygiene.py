@@ -35,3 +35,22 @@ def test_personal_data_is_masked_but_messaging_attributes_are_not() -> None:
     assert redact("destination", "home") == "[redacted]"
     assert redact("messaging.destination.name", "yiju.plan.created.v1") == "yiju.plan.created.v1"
     assert redact("order_id", "ord_1") == "ord_1"
+
+
+def test_a_storm_of_repeated_client_errors_is_one_line_per_interval_with_a_count() -> None:
+    import logging
+
+    from yiju.common.logs import RepeatLimiter
+
+    limiter = RepeatLimiter(interval_s=3600)
+
+    def record(name: str, msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+
+    storm = [record("aiokafka.conn", "Unable connect to node with id %s", 1) for _ in range(500)]
+    assert [limiter.filter(r) for r in storm].count(True) == 1
+    assert limiter.filter(record("aiokafka.conn", "another message"))  # a new template passes
+    assert all(limiter.filter(record("yiju.payment", "same text")) for _ in range(5))  # our own: all
+    limiter.interval_s = 0.0
+    again = record("aiokafka.conn", "Unable connect to node with id %s", 1)
+    assert limiter.filter(again) and again.repeats_suppressed == 499
