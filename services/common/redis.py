@@ -32,12 +32,13 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from yiju.common.settings import Settings
 
-INFRA_ERRORS: tuple[type[BaseException], ...] = (
+# Redis itself unreachable or not ready (the edge answers 503 for these).
+REDIS_UNAVAILABLE: tuple[type[Exception], ...] = (
     aioredis.ConnectionError,
     aioredis.TimeoutError,
     aioredis.BusyLoadingError,
-    OSError,
 )
+INFRA_ERRORS: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE, OSError)
 
 # Commands that may share a pipeline with other callers' commands: single-key or multi-key data
 # commands and scripts, none of which blocks or changes the connection's state.

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     edge_rate_per_user_per_s: float = 20.0
     edge_rate_burst: int = 40
     max_body_bytes: int = 16 * 1024
+    # How long an intent submission waits for the broker to take its event before answering 503 (gRPC
+    # UNAVAILABLE): a broker outage answers clients instead of holding their requests. A retry with the
+    # same idempotency key continues the same order (its event id does not change), so it is safe.
+    edge_publish_timeout_s: float = 10.0
 
     # Handler semantics
     handler_max_attempts: int = 4

@@ -19,6 +19,7 @@ GRPC_STATUS = {
     "request_in_flight": grpc.StatusCode.ABORTED,
     "not_awaiting_confirmation": grpc.StatusCode.FAILED_PRECONDITION,
     "idempotency_conflict": grpc.StatusCode.ALREADY_EXISTS,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yiju.common.auth import AuthError, Principal
+from yiju.common.redis import REDIS_UNAVAILABLE
 from yiju.intent.console.routes import mount_console
 from yiju.intent.edge import Edge, RateLimited
 from yiju.intent.health import PlatformHealth
@@ -35,6 +36,7 @@ HTTP_STATUS = {
     "request_in_flight": 409,
     "not_found": 404,
     "not_awaiting_confirmation": 409,
+    "unavailable": 503,
 }
 SSE_KEEPALIVE_S = 15.0
 
@@ -122,7 +124,17 @@ def create_app(ingest: Ingest, orders: OrderActions, health: PlatformHealth, edg
     @app.exception_handler(IngestError)
     async def ingest_error(_: Request, exc: IngestError) -> JSONResponse:
         extra = {"order_id": exc.order_id} if exc.order_id else {}
-        return error(HTTP_STATUS.get(exc.code, 400), exc.code, exc.message, **extra)
+        status = HTTP_STATUS.get(exc.code, 400)
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return error(status, exc.code, exc.message, headers=headers, **extra)
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # Redis unreachable: the client is told to retry (a retry with its key is safe), not a 500.
+        return error(503, "unavailable", f"a dependency is unavailable ({type(exc).__name__}); retry",
+                     headers={"Retry-After": "1"})  # fmt: skip
+
+    for infra_error in REDIS_UNAVAILABLE:
+        app.add_exception_handler(infra_error, unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -5,6 +5,7 @@ The same path serves HTTP, gRPC and intents published straight to the Kafka inta
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from aiokafka.errors import KafkaError
 from redis.asyncio.client import Redis
 
 from yiju.common.auth import AuthError, verify_user_assertion
 from yiju.common.broker import EventPublisher
 from yiju.common.catalog import Catalog
-from yiju.common.consumer import EventContext, EventRouter, PermanentError
+from yiju.common.consumer import EventContext, EventRouter, PermanentError, RetryLater
 from yiju.common.envelope import now_iso
 from yiju.common.redis import load_script
 from yiju.common.settings import Settings
@@ -114,17 +116,24 @@ class Ingest:
         locale = locale or user.locale
         at = now_iso()
         await self.store.create(order_id, user_id, text, locale, at, current_trace_id())
-        await self.publisher.publish(
-            ev.IntentAccepted(
-                order_id=order_id,
-                user_id=user_id,
-                text=text,
-                locale=locale,
-                idempotency_key=idempotency_key,
-                accepted_at_ms=int(time.time() * 1000),
-            ),
-            order_id,
+        accepted = ev.IntentAccepted(
+            order_id=order_id,
+            user_id=user_id,
+            text=text,
+            locale=locale,
+            idempotency_key=idempotency_key,
+            accepted_at_ms=int(time.time() * 1000),
         )
+        try:
+            await asyncio.wait_for(
+                self.publisher.publish(accepted, order_id), self.settings.edge_publish_timeout_s
+            )
+        except (TimeoutError, KafkaError) as exc:
+            raise IngestError(
+                "unavailable",
+                "the event log did not take the intent in time; retry with the same idempotency_key",
+                order_id,
+            ) from exc
         if idempotency_key:
             await self.redis.hset(_key(user_id, idempotency_key), "state", "done")
         return Submitted(order_id, Outcome.CREATED)
@@ -150,6 +159,8 @@ class Ingest:
             except IngestError as exc:
                 if exc.code in ("request_in_flight",):
                     raise  # retried by the consumer
+                if exc.code == "unavailable":
+                    raise RetryLater(exc.message) from exc  # the broker: rewind, never dead-letter
                 raise PermanentError(f"{exc.code}: {exc.message}") from exc
 
         return router

@@ -71,13 +71,16 @@ async def test_concurrent_submissions_with_one_key_make_one_order(
 
 
 async def _submit_until_accepted(api: httpx.AsyncClient, body: dict, deadline: float) -> str:
-    """A client that keeps its idempotency key across retries: 5xx, 409 and lost connections."""
+    """A client that keeps its idempotency key across retries: 503, 409 and lost connections. A
+    dependency outage is a 503 with Retry-After, never a 500."""
     while True:
         try:
             reply = await api.post("/v1/intents", json=body)
             if reply.status_code == 202:
                 return reply.json()["order_id"]
-            assert reply.status_code in (409, 500, 502, 503), reply.text
+            assert reply.status_code in (409, 503), reply.text
+            if reply.status_code == 503:
+                assert reply.headers["Retry-After"] and reply.json()["error"]["code"] == "unavailable"
         except httpx.TransportError:
             pass
         assert time.monotonic() < deadline, f"{body} not accepted in time"
