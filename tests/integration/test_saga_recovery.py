@@ -71,19 +71,22 @@ async def test_concurrent_submissions_with_one_key_make_one_order(
 
 
 async def _submit_until_accepted(api: httpx.AsyncClient, body: dict, deadline: float) -> str:
-    """A client that keeps its idempotency key across retries: 503, 409 and lost connections. A
-    dependency outage is a 503 with Retry-After, never a 500."""
+    """A client that keeps its idempotency key across retries: 503, 409, 429 (after the wait it is told)
+    and lost connections. A dependency outage is a 503 with Retry-After, never a 500."""
     while True:
+        assert time.monotonic() < deadline, f"{body} not accepted in time"
         try:
             reply = await api.post("/v1/intents", json=body)
             if reply.status_code == 202:
                 return reply.json()["order_id"]
+            if reply.status_code == 429:  # the per-user edge rate limit: back off as a client must
+                await asyncio.sleep(max(reply.json()["error"]["retry_after_ms"], 50) / 1000)
+                continue
             assert reply.status_code in (409, 503), reply.text
             if reply.status_code == 503:
                 assert reply.headers["Retry-After"] and reply.json()["error"]["code"] == "unavailable"
         except httpx.TransportError:
             pass
-        assert time.monotonic() < deadline, f"{body} not accepted in time"
         await asyncio.sleep(0.3)
 
 
