@@ -74,6 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-verify", action="store_true", help="skip the Redis projection and wallet checks"
     )
+    parser.add_argument(
+        "--watch-from",
+        choices=("start", "end"),
+        default="start",
+        help="where the completion watcher starts reading: end (Apache Kafka: skips the existing log) or "
+        "start (any broker; tansu's end offsets are wrong)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--out", type=Path, metavar="FILE", help="also write the JSON result here")
     parser.set_defaults(handler=run)
@@ -109,6 +116,7 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
             poisson=args.poisson,
             http_client=args.http_client,
             connections=args.connections,
+            watch_from_end=args.watch_from == "end",
             api_url=ctx.api_url,
             grpc_target=args.grpc_target or f"127.0.0.1:{settings.grpc_port}",
             max_total_fen=(
