@@ -51,11 +51,11 @@ from yiju.common.settings import REPO_ROOT
 from yiju.loadgen.checks import money_check, verify_projection, wallet_spent
 from yiju.loadgen.profiles import Constant
 from yiju.loadgen.report import LiveProgress, phase_table
-from yiju.loadgen.runner import LoadConfig, LoadRunner
-from yiju.loadgen.watcher import reads_from_end
+from yiju.loadgen.runner import LoadRunner
 from yiju_infra.bench import cpu
 from yiju_infra.bench.broker_info import broker_in_use
 from yiju_infra.bench.console import bench_console
+from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.plot import latency_png
 from yiju_infra.bench.rawbroker import measure as measure_broker
 from yiju_infra.local.platform import LocalPlatform
@@ -257,14 +257,7 @@ class PipelineBench:
         cfg, plat = self.config, self.platform
         settings = plat.settings()
         catalog = load_catalog(settings.catalog_dir, cfg.users)
-        load_config = LoadConfig(
-            via=cfg.via,
-            users=cfg.users,
-            api_url=plat.api_url,
-            grpc_target=f"127.0.0.1:{plat.ports.grpc}",
-            connections=256,
-            watch_from_end=reads_from_end(plat.broker_kind),
-        )
+        load_config = load_config_for(plat, cfg.via, cfg.users)
         steps: list[dict[str, Any]] = []
         redis = create_redis(url=plat.redis_url)
         try:

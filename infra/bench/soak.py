@@ -48,11 +48,12 @@ from yiju.common.settings import REPO_ROOT
 from yiju.loadgen.checks import money_check, verify_projection, wallet_spent
 from yiju.loadgen.profiles import Constant
 from yiju.loadgen.report import LiveProgress
-from yiju.loadgen.runner import LoadConfig, LoadRunner, Phase
+from yiju.loadgen.runner import LoadRunner, Phase
 from yiju.loadgen.watcher import Track, reads_from_end
 from yiju_infra.bench import cpu
 from yiju_infra.bench.broker_info import broker_disk_bytes, broker_in_use
 from yiju_infra.bench.console import bench_console
+from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.resources import rss_by_name
 from yiju_infra.bench.soak_plot import soak_png
 from yiju_infra.bench.soak_stats import (
@@ -185,14 +186,7 @@ class Soak:
         cfg = self.config
         settings = plat.settings()
         catalog = load_catalog(settings.catalog_dir, cfg.users)
-        load_config = LoadConfig(
-            via=cfg.via,
-            users=cfg.users,
-            api_url=plat.api_url,
-            grpc_target=f"127.0.0.1:{plat.ports.grpc}",
-            connections=256,
-            watch_from_end=self.watch_from_end,
-        )
+        load_config = load_config_for(plat, cfg.via, cfg.users)
         redis = create_redis(url=plat.redis_url)
         try:
             async with LoadRunner(settings, catalog, load_config) as runner:
