@@ -311,7 +311,7 @@ class Soak:
             "via": cfg.via,
             "users": cfg.users,
             **figures,
-            "target": f"last window's p99 at most {TARGET_DRIFT:.0%} above the first window's",
+            "target": f"last window's p99 within {TARGET_DRIFT:.0%} of the first window's, either way",
             "offered": offered,
             "completed": completed,
             "lost": lost,

@@ -21,7 +21,7 @@ from yiju_infra.bench.cpu import CpuSample, usage
 
 MINUTE_MS = 60_000.0
 WINDOW_MINUTES = 5  # first_5min_p99_ms / last_5min_p99_ms
-TARGET_DRIFT = 0.20  # the last window's p99 at most 20 % above the first window's
+TARGET_DRIFT = 0.20  # the last window's p99 within 20 % of the first window's, either way
 LOADGEN = "loadgen"  # the load generator's own process in CPU and RSS samples
 SUMMARY_KEYS = ("all ours", "machine", "others")  # what cpu.usage adds beside the processes
 
