@@ -363,7 +363,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"{results['broker']['description']}",
         f"p99, intent accepted -> COMPLETED: first {window} min {ms(results['first_5min_p99_ms'])}, last "
         f"{window} min {ms(results['last_5min_p99_ms'])}, drift {pct(results['p99_drift'])}: {met} "
-        f"(at most +{TARGET_DRIFT:.0%})",
+        f"(target: within ±{TARGET_DRIFT:.0%})",
         f"p99 from the intended send: first {ms(results['first_5min_e2e_p99_ms'])}, last "
         f"{ms(results['last_5min_e2e_p99_ms'])}, drift {pct(results['e2e_p99_drift'])}",
         f"sentences: {results['offered']} offered, {results['completed']} completed, lost {results['lost']}, "
