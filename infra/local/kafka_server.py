@@ -50,8 +50,12 @@ _LOG4J2 = """Configuration:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes in URL-safe base64, unpadded (as `kafka-storage random-uuid`)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id: 16 random bytes in URL-safe base64, unpadded, never starting with "-" (as
+    Kafka's Uuid.randomUuid: a leading dash reads as an option on a command line)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def default_properties(host: str, port: int, controller_port: int, log_dir: Path) -> dict[str, str]:
@@ -175,8 +179,7 @@ class KafkaServer(BrokerServer):
             classpath,
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            new_cluster_id(),
+            f"--cluster-id={new_cluster_id()}",
             "--config",
             str(self.properties_path),
             "--ignore-formatted",

@@ -61,9 +61,10 @@ def test_kafka_properties_are_one_node_and_overridable(
     assert read_properties(overrides) == {"num.io.threads": "16", "min.insync.replicas": "2"}
 
 
-def test_cluster_ids_look_like_kafkas() -> None:
-    ids = {new_cluster_id() for _ in range(50)}
-    assert len(ids) == 50 and all(len(i) == 22 and "=" not in i for i in ids)
+def test_cluster_ids_look_like_kafkas_and_never_read_as_an_option() -> None:
+    ids = {new_cluster_id() for _ in range(2000)}  # a random id starts with "-" once in 64
+    assert len(ids) == 2000 and all(len(i) == 22 and "=" not in i for i in ids)
+    assert not [i for i in ids if i.startswith("-")]
 
 
 def test_namespace_prefixes_topics_and_groups_and_reads_them_back() -> None:
