@@ -263,10 +263,27 @@ class ManagedProcess:
                 )
             except OSError as exc:
                 raise ProcessError(f"{self.name}: cannot run {self.argv[0]}: {exc}") from exc
+        if argv is not self.argv:
+            self._wait_past_setpriv()
         self.starts += 1
         self.started_at = time.monotonic()
         _LIVE.add(self)
         return self._popen.pid
+
+    def _wait_past_setpriv(self, timeout: float = 5.0) -> None:
+        """Returns once setpriv has armed the parent-death signal and exec'd the command (the pid's
+        command line is no longer setpriv's), so that a supervisor killed right after `start()` still
+        takes the child with it. Usually a millisecond or two."""
+        assert self._popen is not None and _SETPRIV is not None
+        cmdline = Path(f"/proc/{self._popen.pid}/cmdline")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._popen.poll() is None:
+            try:
+                if not cmdline.read_bytes().startswith(_SETPRIV.encode()):
+                    return
+            except OSError:
+                return
+            time.sleep(0.001)
 
     def send_signal(self, sig: int = signal.SIGTERM, *, group: bool = True) -> None:
         """Sends `sig` to the process group (or only the process); a no-op if it is gone."""

@@ -31,10 +31,13 @@ async def test_one_sentence_is_one_trace_across_all_services(
     order = await wait_settled(api, await submit(api, "two bubble teas and a taxi home"))
     assert order["status"] == "COMPLETED"
     spans: list[dict] = []
-    for _ in range(50):  # span processors flush every 0.5 s
+    for _ in range(100):  # each process's span processor flushes every 0.5 s, on its own
         spans = _spans(platform, order["trace_id"])
-        if {s["service"] for s in spans} >= SERVICES and any(
-            s["name"] == f"process {platform.topic('yiju.payment.captured.v1')}" for s in spans
+        ids = {s["span_id"] for s in spans}
+        if (
+            {s["service"] for s in spans} >= SERVICES
+            and any(s["name"] == f"process {platform.topic('yiju.payment.captured.v1')}" for s in spans)
+            and sum(s["parent_id"] not in ids for s in spans) == 1  # every process has flushed
         ):
             break
         await asyncio.sleep(0.2)
