@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform as py_platform
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +56,7 @@ from yiju_infra.bench.console import bench_console
 from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.plot import latency_png
 from yiju_infra.bench.rawbroker import measure as measure_broker
+from yiju_infra.bench.run_info import config_summary, machine_summary
 from yiju_infra.local.platform import LocalPlatform
 
 FULL_RATES = (50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 2000, 2500, 3000)
@@ -416,13 +415,8 @@ class PipelineBench:
             "fresh_platform_per_step": cfg.fresh_per_step,
             "steps": steps,
             "checks": checks,
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": py_platform.python_version(),
-                "platform": py_platform.platform(),
-                "load_average": [round(x, 2) for x in os.getloadavg()],
-            },
+            "config": config_summary(cfg),
+            "machine": machine_summary(),
             "seconds": round(seconds, 1),
         }
 

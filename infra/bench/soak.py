@@ -27,14 +27,12 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import platform as py_platform
 import shutil
 import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +53,7 @@ from yiju_infra.bench.broker_info import broker_disk_bytes, broker_in_use
 from yiju_infra.bench.console import bench_console
 from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.resources import rss_by_name
+from yiju_infra.bench.run_info import config_summary, machine_summary
 from yiju_infra.bench.soak_plot import soak_png
 from yiju_infra.bench.soak_stats import (
     LOADGEN,
@@ -333,13 +332,8 @@ class Soak:
                 "counts": "offered/completed/lost/duplicated/failed: every sentence of the run, warm-up "
                 "included; per_minute covers the measured minutes only",
             },
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-            "machine": {
-                "cpus": os.cpu_count(),
-                "python": py_platform.python_version(),
-                "platform": py_platform.platform(),
-                "load_average": [round(x, 2) for x in os.getloadavg()],
-            },
+            "config": config_summary(cfg),
+            "machine": machine_summary(),
             "started_at": self.started_at,
         }
 

@@ -36,6 +36,7 @@ from yiju_infra.local.processes import (
     free_port,
     port_accepts_async,
     port_is_free,
+    ports_from_env,
 )
 
 log = logging.getLogger(__name__)
@@ -82,15 +83,7 @@ class JaegerPorts:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> JaegerPorts:
         """Defaults overridden by YIJU_JAEGER_OTLP_GRPC_PORT, ..._OTLP_HTTP_PORT, ..._QUERY_PORT,
         ..._QUERY_GRPC_PORT. A port in the kernel's ephemeral range is allowed but warned about."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, int] = {}
-        for field, var in PORT_ENV.items():
-            raw = environ.get(var, "").strip()
-            if raw:
-                if not raw.isdigit() or not 0 < int(raw) < 65536:
-                    raise ValueError(f"{var} must be a TCP port number, got {raw!r}")
-                values[field] = int(raw)
-        ports = cls(**values)
+        ports = cls(**ports_from_env(PORT_ENV, os.environ if environ is None else environ))
         low, high = ephemeral_port_range()
         for field, port in asdict(ports).items():
             if low <= port <= high:

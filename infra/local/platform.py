@@ -32,7 +32,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from yiju_infra.local.broker import BrokerServer, broker_kind, create_broker
-from yiju_infra.local.processes import ManagedProcess, free_port, port_accepts_async, port_is_free
+from yiju_infra.local.processes import (
+    ManagedProcess,
+    free_port,
+    port_accepts_async,
+    port_is_free,
+    ports_from_env,
+)
 from yiju_infra.local.redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -128,15 +134,7 @@ class Ports:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Ports:
         """Defaults overridden by YIJU_HTTP_PORT, ..., YIJU_METRICS_PORT_BASE."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, int] = {}
-        for field, var in PORT_ENV.items():
-            raw = environ.get(var, "").strip()
-            if raw:
-                if not raw.isdigit() or not 0 < int(raw) < 65536:
-                    raise ValueError(f"{var} must be a TCP port number, got {raw!r}")
-                values[field] = int(raw)
-        return cls(**values)
+        return cls(**ports_from_env(PORT_ENV, os.environ if environ is None else environ))
 
     @classmethod
     def free(cls) -> Ports:
@@ -290,7 +288,9 @@ class LocalPlatform:
 
     def topic(self, name: str) -> str:
         """A topic of the contract as it is named on this platform's broker (its namespace prefixed)."""
-        return f"{self.namespace}{name}"
+        from yiju.common.topics import Namespace
+
+        return Namespace(self.namespace, self.namespace).topic(name)
 
     def namespace_env(self) -> dict[str, str]:
         """The topic and consumer-group prefixes of this platform (empty when it has none)."""
@@ -489,8 +489,8 @@ class LocalPlatform:
         On failure it stops what it started and raises (ProcessError, PortInUseError, BinaryNotFoundError,
         KafkaUnavailableError).
         """
-        running = [self.process(n) for n in self.infra if self._started(n)]
-        if len(running) == len(self.infra) and all(p.is_alive for p in running):
+        started = [s for s in (self.broker, self.redis) if s is not None]
+        if len(started) == len(self.infra) and all(s.process.is_alive for s in started):
             return await self.ensure_topics()  # already running
         wanted = [(self.ports.redis, PORT_ENV["redis"], "Redis")]
         if not self.external_bootstrap:
@@ -532,19 +532,17 @@ class LocalPlatform:
         self._ensure_watcher()
         return created
 
-    def _started(self, name: str) -> bool:
-        return (self.broker if name == "broker" else self.redis) is not None
-
     async def check_state_matches_log(self, created: Sequence[str]) -> bool:
         """Redis and the event log are one unit (see `yiju_infra.local.state_unit`): Redis state that
         remembers events the broker no longer has is cleared, and the platform says so. Returns True
         when it cleared anything."""
+        from yiju.common.topics import ALL_TOPICS
         from yiju_infra.local.state_unit import reconcile_state_with_log
 
         return await reconcile_state_with_log(
             self.redis_url,
             log_id=self.event_log_id(),
-            log_is_new=bool(created) and len(created) == len(self._all_topics()),
+            log_is_new=bool(created) and len(created) == len(ALL_TOPICS),
         )
 
     def event_log_id(self) -> str:
@@ -552,11 +550,6 @@ class LocalPlatform:
         log directory gets a new one) and the topic namespace."""
         cluster = getattr(self.broker, "cluster_id", None) or self.broker_kind
         return f"{cluster}/{self.namespace}"
-
-    def _all_topics(self) -> tuple[str, ...]:
-        from yiju.common.topics import ALL_TOPICS
-
-        return ALL_TOPICS
 
     async def ensure_topics(self) -> list[str]:
         """Creates the missing topics (yiju.common.topics.ensure_topics); returns those it created."""

@@ -100,6 +100,19 @@ def free_port(host: str = "127.0.0.1", *, avoid: Iterable[int] = ()) -> int:
     raise RuntimeError(f"no free TCP port on {host} in {low}-{high} outside the ephemeral range")
 
 
+def ports_from_env(port_env: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, int]:
+    """{field: port} for each `port_env` field whose variable is set in `environ`; ValueError naming the
+    variable when a value is not a TCP port number."""
+    values: dict[str, int] = {}
+    for field, var in port_env.items():
+        raw = environ.get(var, "").strip()
+        if raw:
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise ValueError(f"{var} must be a TCP port number, got {raw!r}")
+            values[field] = int(raw)
+    return values
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True if a server could bind `host:port` now (SO_REUSEADDR set, as servers do)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -125,9 +125,10 @@ class Ingest:
             accepted_at_ms=int(time.time() * 1000),
         )
         try:
-            await asyncio.wait_for(
-                self.publisher.publish(accepted, order_id), self.settings.edge_publish_timeout_s
-            )
+            async with asyncio.timeout(
+                self.settings.edge_publish_timeout_s
+            ):  # no extra task, unlike wait_for
+                await self.publisher.publish(accepted, order_id)
         except (TimeoutError, KafkaError) as exc:
             raise IngestError(
                 "unavailable",
