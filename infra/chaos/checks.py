@@ -18,7 +18,7 @@ from yiju.intent.sweeper import CANCEL_REASONS
 from yiju.payment.wallet import ledger_key, payment_key
 from yiju.planning.subsidy import ledger_key as subsidy_ledger_key
 from yiju_infra.chaos.driver import Submission
-from yiju_infra.chaos.workload import EXPECTED
+from yiju_infra.chaos.workload import EXPECTED, SWEPT_BY_DESIGN
 
 SWEEPER_REASONS = frozenset({"confirmation expired", "fulfilment timed out", *CANCEL_REASONS.values()})
 
@@ -139,26 +139,49 @@ async def verify(
         findings.note("ledger_differences", str(diff))
     f["held_left_fen"] = sum(int(w.get("held", 0)) for w in report.wallets.values())
     f["inconsistent_orders"] = await _money_per_order(redis, subs, findings)
-    outcomes: Counter[str] = Counter()
-    unexpected: Counter[str] = Counter()
-    swept = 0
-    reasons = await _reasons(redis, accepted)
-    for sub in accepted:
-        status = statuses.get(sub.order_id) or "MISSING"
-        outcomes[f"{sub.sentence.kind}:{status}"] += 1
-        if status in TERMINAL and status not in EXPECTED[sub.sentence.kind]:
-            unexpected[f"{sub.sentence.kind}:{status}"] += 1
-            findings.note(
-                "unexpected_outcomes", {"order": sub.order_id, "kind": sub.sentence.kind, "status": status}
-            )
-        swept += reasons.get(sub.order_id) in SWEEPER_REASONS
-    f["statuses"] = dict(Counter(statuses.get(s.order_id) or "MISSING" for s in accepted))
-    f["outcomes"] = dict(sorted(outcomes.items()))
-    f["unexpected_outcomes"] = dict(unexpected)
-    f["settled_by_sweeper"] = swept
+    judge_outcomes(accepted, statuses, await _reasons(redis, accepted), findings)
     letters = await read_dead_letters(settings)
     f["dead_letters"] = dict(Counter(f"{d.group}:{d.reason}" for d in letters))
     return findings, report
+
+
+def judge_outcomes(
+    accepted: list[Submission],
+    statuses: dict[str, str | None],
+    reasons: dict[str, str | None],
+    findings: Findings,
+) -> None:
+    """Each order's ending against what its sentence should have ended in, and who settled it.
+
+    `lost` alone can't show a loss the sweeper covered up (it makes every stuck order terminal), so an
+    unexpected ending counts, and so does any order the sweeper settled that the workload did not leave
+    to it (only confirmations nobody answers are).
+    """
+    f = findings.figures
+    outcomes: Counter[str] = Counter()
+    unexpected: Counter[str] = Counter()
+    swept: Counter[str] = Counter()
+    for sub in accepted:
+        kind, status = sub.sentence.kind, statuses.get(sub.order_id) or "MISSING"
+        reason = reasons.get(sub.order_id)
+        outcomes[f"{kind}:{status}"] += 1
+        if status in TERMINAL and status not in EXPECTED[kind]:
+            unexpected[f"{kind}:{status}"] += 1
+            example = {"order": sub.order_id, "kind": str(kind), "status": status, "reason": reason}
+            findings.note("unexpected_outcomes", example)
+        if reason in SWEEPER_REASONS:
+            swept[str(kind)] += 1
+            if kind not in SWEPT_BY_DESIGN:
+                findings.note(
+                    "unexpected_sweeps", {"order": sub.order_id, "kind": str(kind), "reason": reason}
+                )
+    f["statuses"] = dict(Counter(statuses.get(s.order_id) or "MISSING" for s in accepted))
+    f["outcomes"] = dict(sorted(outcomes.items()))
+    f["unexpected_outcomes"] = dict(unexpected)
+    f["unexpected_outcome_count"] = sum(unexpected.values())
+    f["settled_by_sweeper"] = sum(swept.values())
+    f["settled_by_sweeper_by_kind"] = dict(swept)
+    f["unexpected_sweeps"] = sum(n for kind, n in swept.items() if kind not in SWEPT_BY_DESIGN)
 
 
 async def _reasons(redis: Redis, subs: list[Submission]) -> dict[str, str | None]:

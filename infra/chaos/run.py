@@ -55,6 +55,8 @@ MUST_BE_ZERO = (
     "inconsistent_orders",
     "idempotency_mismatches",
     "held_left_fen",
+    "unexpected_outcome_count",  # an order that ended otherwise than its sentence should have
+    "unexpected_sweeps",  # the sweeper settled an order the workload did not leave to it
 )
 
 # What `make chaos` must reach to count as the proof: 10,000 sentences, the broker killed 3 times, Redis
@@ -314,7 +316,9 @@ def summary_table(report: dict[str, Any]) -> Table:
         "held_left_fen",
         "inconsistent_orders",
         "idempotency_mismatches",
+        "unexpected_outcome_count",
         "settled_by_sweeper",
+        "unexpected_sweeps",
         "kills",
     ]
     for name in rows:

@@ -38,6 +38,8 @@ EXPECTED: dict[Kind, frozenset[str]] = {
     Kind.CANCEL: frozenset({"CANCELLED"}),
     Kind.EXPIRE: frozenset({"CANCELLED"}),
 }
+# The only orders the sweeper settles by design: confirmations left to expire.
+SWEPT_BY_DESIGN: frozenset[str] = frozenset({Kind.EXPIRE})
 
 CHEAP = [
     "one latte",

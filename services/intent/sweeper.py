@@ -22,9 +22,17 @@ Redis lock with a TTL) looks at the orders idle for longer than `YIJU_SWEEP_AFTE
 * FULFILLED orders (goods out) are never cancelled: the capture is re-driven with backoff and counted
   as stuck (`yiju_sweeper_actions_total{action="stuck"}`) for an operator (see the dead letters).
 
-A pass is skipped while this process's order projection lags by more than `YIJU_SWEEP_MAX_LAG` records
-(statuses would be stale). Several replicas are safe: one holds the lock; and if two ever act on one
-order, the same attempt yields the same event id and every claim is atomic.
+Idle is not stuck while the pipeline is behind or the broker is away: an order's next event may be
+queued, or its step may be unable to publish. So a pass is skipped while any consumer group of the
+pipeline lags by more than `YIJU_SWEEP_MAX_LAG` records, as the cluster sees it (committed offsets of
+every replica against the log ends: `yiju.common.group_lag`), or while the cluster can't say; and after
+such a pause (and after a start) the sweeper waits `YIJU_SWEEP_SETTLE_S` (default: `YIJU_SWEEP_AFTER_S`)
+of a healthy pipeline before it acts again, so an order is only ever judged on time the platform could
+have moved it. An attempt (re-drive or compensation) counts once its event is published: a publish that
+fails during an outage does not use up the order's re-drives.
+
+Several replicas are safe: one holds the lock; and if two ever act on one order, the same attempt yields
+the same event id and every claim is atomic.
 """
 
 from __future__ import annotations
@@ -45,11 +53,12 @@ from redis.asyncio.client import Redis
 from yiju.common.broker import EventPublisher
 from yiju.common.decisions import DecisionStore
 from yiju.common.envelope import event_id, spec_for
+from yiju.common.group_lag import GroupLag
 from yiju.common.metrics import CONSUMER_LAG
 from yiju.common.orders import RANK, TERMINAL_RANK, OrderStatus
 from yiju.common.redis import INFRA_ERRORS
 from yiju.common.settings import Settings
-from yiju.common.topics import INTENT_PROJECTION
+from yiju.common.topics import FULFILMENT, INTENT_INTAKE, INTENT_PROJECTION, PAYMENT, PLANNING
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.intent.store import OrderStore, now_ms
 
@@ -60,6 +69,8 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 
 SWEEPS = Counter("yiju_sweeper_actions_total", "What the timeout sweep did to idle orders", ["action"])
+# The groups whose backlog can hold an order's next step (their lag means "queued", not "stuck").
+PIPELINE_GROUPS = (INTENT_INTAKE, INTENT_PROJECTION, PLANNING, PAYMENT, FULFILMENT)
 LOCK_KEY = "sweeper:lock"
 CONFIRMED = "CONFIRMED"  # AWAITING_CONFIRMATION with the user's confirmation recorded
 _LOCK_LUA = """
@@ -97,7 +108,13 @@ class SweepSettings(BaseSettings):
     interval_s: float = 5.0  # how often the lock holder sweeps
     redrives: int = 1  # re-drives of a stuck step before it is compensated
     batch: int = 200  # orders looked at per sweep
-    max_lag: int = 1000  # skip a sweep while the order projection is this many records behind
+    max_lag: int = 1000  # skip a sweep while a pipeline consumer group is this many records behind
+    settle_s: float | None = None  # healthy time needed after a pause or a start (default: after_s)
+    cluster_lag_guard: bool = True  # ask the cluster for every group's lag (off: this process's only)
+
+    @property
+    def settle_after_s(self) -> float:
+        return self.after_s if self.settle_s is None else self.settle_s
 
     @property
     def lock_ttl_ms(self) -> int:
@@ -140,6 +157,8 @@ class Sweeper:
         self._lock = redis.register_script(_LOCK_LUA)
         self._unlock = redis.register_script(_UNLOCK_LUA)
         self._task: asyncio.Task[None] | None = None
+        self.group_lag = GroupLag(settings) if self.config.cluster_lag_guard else None
+        self._healthy_since: float | None = None  # monotonic time the pipeline was last seen caught up
 
     # ----- lifecycle
 
@@ -154,6 +173,8 @@ class Sweeper:
                 await self._task
         with contextlib.suppress(*INFRA_ERRORS):
             await self._unlock(keys=[LOCK_KEY], args=[self.token])
+        if self.group_lag is not None:
+            await self.group_lag.close()
 
     async def run(self) -> None:
         while True:
@@ -185,13 +206,41 @@ class Sweeper:
             )
         )
 
+    async def pipeline_lag(self) -> int:
+        """The largest backlog of a pipeline consumer group, across every replica (the cluster's view),
+        or of this process's projection when the cluster guard is off. Raises when the cluster can't say."""
+        local = self.projection_lag()
+        if self.group_lag is None:
+            return local
+        return max(local, *(await self.group_lag.of(PIPELINE_GROUPS)).values())
+
+    async def pipeline_settled(self, done: Tally[str]) -> bool:
+        """True once the pipeline has been caught up (and the broker reachable) for the settle time."""
+        try:
+            lag = await self.pipeline_lag()
+        except Exception as exc:  # broker away or slow to answer: nothing can be judged stuck now
+            self._healthy_since = None
+            done["skipped_unreachable"] += 1
+            log.warning("sweep paused: consumer lag unknown", extra={"error": repr(exc)})
+            return False
+        if lag > self.config.max_lag:  # idle may only mean "queued": statuses and steps are behind
+            self._healthy_since = None
+            done["skipped_behind"] += 1
+            return False
+        clock = asyncio.get_running_loop().time()
+        if self._healthy_since is None:
+            self._healthy_since = clock
+        if clock - self._healthy_since < self.config.settle_after_s:
+            done["skipped_settling"] += 1
+            return False
+        return True
+
     async def sweep_once(self, now: int | None = None) -> Tally[str]:
         """One pass over the idle orders (if this replica holds the lock); returns what it did."""
         done: Tally[str] = Tally()
         if not await self.hold_lock():
             return done
-        if self.projection_lag() > self.config.max_lag:  # statuses are stale: idle may only mean "behind"
-            done["skipped_behind"] += 1
+        if not await self.pipeline_settled(done):
             return done
         now = now if now is not None else now_ms()
         idle_before = now - int(self.config.after_s * 1000)
@@ -214,8 +263,8 @@ class Sweeper:
             return await self._expire(order_id, doc, history, now)
         step = CONFIRMED if status == S.AWAITING_CONFIRMATION else status
         attempts = await self._attempts(order_id, step)
-        await self._note(order_id, step, attempts + 1)
         if attempts < self.config.redrives and await self._redrive(order_id, step, doc, attempts + 1):
+            await self._note(order_id, step, attempts + 1)  # counted once published
             await self.store.touch(order_id, now)
             log.warning("order re-driven", extra={"order_id": order_id, "status": step, "n": attempts + 1})
             return "redriven"
@@ -299,6 +348,7 @@ class Sweeper:
         if step == S.FULFILLED:  # goods are out: never cancel; keep asking for the capture, with backoff
             if await self._redrive(order_id, step, doc, n):
                 SWEEPS.labels("redriven").inc()
+            await self._note(order_id, step, n)
             await self.store.touch(order_id, now + after_ms * 2 ** min(n, 6))
             log.error("order stuck after fulfilment: capture missing", extra={"order_id": order_id})
             return "stuck"
@@ -308,6 +358,7 @@ class Sweeper:
         guard = ev.FulfilmentFailed(order_id=order_id, user_id=user_id, reason=reason)
         standing = await self.fulfilment.remember(order_id, guard)
         await self.store.touch(order_id, now)
+        await self._note(order_id, step, n)
         if standing != guard:  # fulfilment decided first: let payment settle on that outcome
             await self._publish(standing, redrive=n)
             log.warning("fulfilment outcome re-driven", extra={"order_id": order_id, "status": step})

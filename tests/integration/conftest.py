@@ -14,13 +14,16 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
 
 from tests.conftest import platform_on
 from yiju.common.envelope import build_headers, spec_for
 from yiju.common.orders import is_settled
 from yiju.common.redis import create_redis
+from yiju.common.topics import ConsumerGroup, Namespace
 from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.platform import LocalPlatform
 
@@ -34,7 +37,14 @@ async def platform(
     tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
 ) -> AsyncIterator[LocalPlatform]:
     data_dir: Path = tmp_path_factory.mktemp("platform")
-    plat = platform_on(shared_kafka, data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
+    plat = platform_on(
+        shared_kafka,
+        data_dir,
+        extra_env={
+            "YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU,
+            "YIJU_DEMO_TOKENS": "1",  # the console's demo tokens, as `make run` turns them on
+        },
+    )
     try:
         await plat.start(ready_timeout=90)
         yield plat
@@ -93,17 +103,44 @@ async def publish_event(
     key: str,
     source: str = "test-client",
     eid: str = "",
-) -> None:
+) -> RecordMetadata:
     """Publishes an event to `platform` as a client does (CloudEvents headers, keyed by `key`) and waits
     for the ack."""
     spec = spec_for(message)
     headers = build_headers(spec, key, source, eid=eid or str(uuid.uuid4()))
-    await producer.send_and_wait(
+    return await producer.send_and_wait(
         platform.topic(spec.topic),
         message.SerializeToString(),
         key=key.encode(),
         headers=[(k, v.encode()) for k, v in headers.items()],
     )
+
+
+async def wait_consumed(
+    platform: LocalPlatform, group: ConsumerGroup, records: list[RecordMetadata], timeout: float = 60.0
+) -> None:
+    """Waits until `group` has committed past every one of `records` (the consumer commits after the
+    effect, so its handlers are done with them): the proof that injected records were consumed, rather
+    than another order settling on some other partition."""
+    wanted: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        wanted[tp] = max(wanted.get(tp, 0), r.offset + 1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.bootstrap)
+    await admin.start()
+    try:
+        group_id = Namespace(platform.namespace, platform.namespace).group(group.name)
+        deadline = time.monotonic() + timeout
+        committed: dict[TopicPartition, int] = {}
+        while time.monotonic() < deadline:
+            offsets = await admin.list_consumer_group_offsets(group_id, partitions=list(wanted))
+            committed = {tp: meta.offset for tp, meta in offsets.items() if meta is not None}
+            if all(committed.get(tp, -1) >= offset for tp, offset in wanted.items()):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    raise AssertionError(f"{group.name} did not consume {wanted} in {timeout}s (committed: {committed})")
 
 
 async def wait_settled(

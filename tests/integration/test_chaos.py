@@ -39,4 +39,8 @@ async def test_kill_9_chaos_loses_nothing_and_moves_no_money_twice(tmp_path: Pat
     assert kills.get("redis", 0) >= 1 and all(kills.get(s, 0) >= 1 for s in SERVICES), report["kill_log"]
     assert report["submitted"] == report["reached_terminal"] == 300, report["examples"]
     assert {k: report[k] for k in MUST_BE_ZERO} == dict.fromkeys(MUST_BE_ZERO, 0), report["examples"]
+    # A loss the sweeper covered up still counts: every order ended as its sentence should have, and the
+    # sweeper settled only the confirmations the workload left to expire.
+    assert report["unexpected_outcomes"] == {}, report["examples"]
+    assert set(report["settled_by_sweeper_by_kind"]) <= {"expire"}, report["examples"]
     assert report["ok"]

@@ -13,10 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import FAILING_SKU, publish_event, submit, wait_settled
-from yiju.common.auth import issue_user_assertion
+from tests.integration.conftest import FAILING_SKU, publish_event, submit, wait_consumed, wait_settled
 from yiju.common.envelope import build_headers, spec_for
+from yiju.common.intake_assertion import IntakeSigner
 from yiju.common.orders import RANK, TERMINAL, OrderStatus
+from yiju.common.topics import PAYMENT
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.gen.intent.v1 import intent_pb2 as ipb
 from yiju.gen.intent.v1 import intent_pb2_grpc as ipb_grpc
@@ -161,7 +162,8 @@ async def test_clients_can_publish_intents_straight_to_kafka(
     platform: LocalPlatform, api: httpx.AsyncClient
 ) -> None:
     key = f"kafka-{uuid.uuid4()}"
-    assertion = issue_user_assertion("u-1004", platform.settings())
+    signer = IntakeSigner.from_settings(platform.settings())  # the client's key (the local platform's)
+    assertion = signer.sign("u-1004", key, "two americanos to the office")
     message = ev.IntentSubmitted(
         user_id="u-1004", text="two americanos to the office", idempotency_key=key, user_assertion=assertion
     )
@@ -187,24 +189,28 @@ async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
     from aiokafka import AIOKafkaConsumer
 
     producer = await _producer(platform)
+    topic = platform.topic("yiju.plan.created.v1")
     try:
-        await producer.send_and_wait(
-            platform.topic("yiju.plan.created.v1"),
-            b"\xff\x00garbage",
-            key=b"ord_bad",
-            headers=[("ce_id", b"bad-1"), ("ce_type", b"yiju.plan.created")],
-        )
-        await producer.send_and_wait(platform.topic("yiju.plan.created.v1"), b"", key=b"ord_bad2")
-        await producer.send_and_wait(
-            platform.topic("yiju.plan.created.v1"),
-            b"",
-            key=b"ord_bad3",
-            headers=[("ce_id", b"\xff\xfe-not-utf8"), ("ce_type", b"yiju.plan.created")],
-        )
+        records = [
+            await producer.send_and_wait(
+                topic,
+                b"\xff\x00garbage",
+                key=b"ord_bad",
+                headers=[("ce_id", b"bad-1"), ("ce_type", b"yiju.plan.created")],
+            ),
+            await producer.send_and_wait(topic, b"", key=b"ord_bad2"),
+            await producer.send_and_wait(
+                topic,
+                b"",
+                key=b"ord_bad3",
+                headers=[("ce_id", b"\xff\xfe-not-utf8"), ("ce_type", b"yiju.plan.created")],
+            ),
+        ]
     finally:
         await producer.stop()
-    order = await wait_settled(api, await submit(api, "one mango slush"))
+    order = await wait_settled(api, await submit(api, "one mango slush"))  # the neighbours still flow
     assert order["status"] == "COMPLETED"
+    await wait_consumed(platform, PAYMENT, records)  # payment has dead-lettered them and moved past
     consumer = AIOKafkaConsumer(
         platform.topic("yiju.dlq.yiju-payment.v1"),
         bootstrap_servers=platform.bootstrap,
@@ -216,13 +222,13 @@ async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
     await consumer.start()
     try:
         found: dict[bytes, dict[str, str]] = {}
-        for _ in range(20):
+        deadline = asyncio.get_running_loop().time() + 60
+        while not {b"ord_bad", b"ord_bad2", b"ord_bad3"} <= set(found):
+            assert asyncio.get_running_loop().time() < deadline, f"dead letters missing: {set(found)}"
             batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for r in records:
+            for batch_records in batch.values():
+                for r in batch_records:
                     found[r.key] = {k: v.decode() for k, v in r.headers}
-            if {b"ord_bad", b"ord_bad2", b"ord_bad3"} <= set(found):
-                break
     finally:
         await consumer.stop()
     bad = found[b"ord_bad"]
@@ -243,19 +249,22 @@ async def test_a_redelivered_event_does_not_move_money_twice(
     balance = await redis.hgetall(wallet_key("u-1004"))
     completed = ev.FulfilmentCompleted(order_id=order_id, user_id="u-1004")
     producer = await _producer(platform)
+    records = []
     try:
         for eid in (None, str(uuid.uuid4())):  # the same event id again, and a new one
             headers = build_headers(spec_for(completed), order_id, "test", eid=eid)
-            await producer.send_and_wait(
-                platform.topic(spec_for(completed).topic),
-                completed.SerializeToString(),
-                key=order_id.encode(),
-                headers=[(k, v.encode()) for k, v in headers.items()],
+            records.append(
+                await producer.send_and_wait(
+                    platform.topic(spec_for(completed).topic),
+                    completed.SerializeToString(),
+                    key=order_id.encode(),
+                    headers=[(k, v.encode()) for k, v in headers.items()],
+                )
             )
     finally:
         await producer.stop()
-    await wait_settled(api, await submit(api, "one jasmine green tea"))  # the payment group moved past them
-    assert await redis.hgetall(wallet_key("u-1004")) != {}
+    await wait_consumed(platform, PAYMENT, records)  # payment has handled both redeliveries
+    await wait_settled(api, await submit(api, "one jasmine green tea"))
     after = await redis.hgetall(wallet_key("u-1004"))
     assert int(after["spent"]) - int(balance["spent"]) == 1200  # only the second tea
     assert len([e for e in await redis.xrange("ledger:{u-1004}") if e[1]["order"] == order_id]) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from aiokafka.errors import KafkaConnectionError
 
 from tests.conftest import platform_on
 from tests.integration.conftest import FAILING_SKU, ActAsOwner, submit, wait_settled
@@ -25,6 +27,7 @@ from yiju.common.orders import TERMINAL
 from yiju.common.redis import create_redis
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.intent.store import OPEN_ORDERS_KEY, OrderStore
+from yiju.intent.sweeper import Sweeper, SweepSettings
 from yiju.payment.wallet import payment_key, wallet_key
 from yiju_infra.chaos.catalog import prepare_catalog
 from yiju_infra.local.broker import BrokerServer
@@ -183,3 +186,66 @@ async def test_one_failed_line_of_many_voids_the_payment_and_releases_the_subsid
     grant = f"subsidy:{{spring-festival}}:order:{order_id}"
     await eventually(lambda: _equals(sredis.get(grant), "released"), what="subsidy released")
     assert await money(sredis, "u-1002") == before
+
+
+class _Publisher:
+    """Stands in for the sweeper's publisher: fails like a broker that is away, or records."""
+
+    def __init__(self, *, broker_away: bool) -> None:
+        self.broker_away = broker_away
+        self.published: list[Any] = []
+
+    async def publish(self, message: Any, key: str, **_: Any) -> None:
+        if self.broker_away:
+            raise KafkaConnectionError("broker away")
+        self.published.append(message)
+
+
+async def test_a_sweep_pauses_while_the_cluster_cannot_say_how_far_behind_the_pipeline_is(
+    sweep_platform: LocalPlatform, sredis: aioredis.Redis
+) -> None:
+    away = sweep_platform.settings().model_copy(update={"kafka_bootstrap": "127.0.0.1:1"})
+    config = SweepSettings(after_s=2, settle_s=1)
+    sweeper = Sweeper(OrderStore(sredis), _Publisher(broker_away=True), sredis, away, config)  # type: ignore[arg-type]
+    try:
+        done: Counter[str] = Counter()
+        assert not await sweeper.pipeline_settled(done)
+        assert done == {"skipped_unreachable": 1}
+    finally:
+        await sweeper.stop()
+    # On the live cluster: caught up, then acting only after the settle time of a healthy pipeline.
+    sweeper = Sweeper(
+        OrderStore(sredis), _Publisher(broker_away=False), sredis, sweep_platform.settings(), config
+    )  # type: ignore[arg-type]
+    try:
+        done = Counter()
+        assert not await sweeper.pipeline_settled(done) and done == {"skipped_settling": 1}
+        assert await eventually(lambda: sweeper.pipeline_settled(Counter()), what="settled after 1 s")
+        assert 0 <= await sweeper.pipeline_lag() <= config.max_lag
+    finally:
+        await sweeper.stop()
+
+
+async def test_a_redrive_that_could_not_be_published_does_not_use_up_the_orders_attempts(
+    sweep_platform: LocalPlatform, sredis: aioredis.Redis
+) -> None:
+    # An accepted order nobody moves, kept off the open-orders index so that only this test sweeps it.
+    store = OrderStore(sredis)
+    order_id = f"ord_{uuid.uuid4().hex[:20]}"
+    await store.create(order_id, "u-1004", "one jasmine green tea", "en-AE", now_iso(), "")
+    await store.forget(order_id)
+    config = SweepSettings(after_s=2, redrives=1, cluster_lag_guard=False)
+    settings = sweep_platform.settings()
+    away = _Publisher(broker_away=True)
+    sweeper = Sweeper(store, away, sredis, settings, config)  # type: ignore[arg-type]
+    for _ in range(3):  # the broker is away for three passes
+        with pytest.raises(KafkaConnectionError):
+            await sweeper.sweep_order(order_id, int(time.time() * 1000))
+    assert await sredis.hgetall(f"sweep:{order_id}") == {}  # no attempt used
+    back = _Publisher(broker_away=False)
+    sweeper = Sweeper(store, back, sredis, settings, config)  # type: ignore[arg-type]
+    assert (
+        await sweeper.sweep_order(order_id, int(time.time() * 1000)) == "redriven"
+    )  # resumed, not cancelled
+    assert [type(m) for m in back.published] == [ev.IntentAccepted]
+    assert await sredis.hgetall(f"sweep:{order_id}") == {"step": "ACCEPTED", "n": "1"}
