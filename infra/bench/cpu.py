@@ -67,3 +67,23 @@ def usage(before: CpuSample, after: CpuSample) -> dict[str, float]:
     out["machine"] = round(machine, 1)
     out["others"] = round(max(machine - ours, 0.0), 1)
     return out
+
+
+LOADGEN = "loadgen"
+NOT_PROCESSES = ("all ours", "machine", "others")
+
+
+def ms_per_sentence_by_process(used: dict[str, float], seconds: float, sentences: int) -> dict[str, float]:
+    """CPU ms per sentence of each process, from `usage` (% of one core) over `seconds`."""
+    return {
+        name: round(percent / 100 * seconds * 1000 / max(sentences, 1), 3)
+        for name, percent in used.items()
+        if name not in NOT_PROCESSES
+    }
+
+
+def platform_ms_per_sentence(used: dict[str, float], seconds: float, sentences: int) -> float:
+    """CPU ms per sentence of the platform's processes only (broker, Redis, the services), without the
+    load generator (this process) and without whatever else ran on the machine."""
+    by_process = ms_per_sentence_by_process(used, seconds, sentences)
+    return round(sum(v for name, v in by_process.items() if name != LOADGEN), 3)

@@ -13,8 +13,17 @@ synthetic users, then
 3. capacity: a burst of --burst sentences offered within a few seconds, and the rate at which the
    pipeline completes the backlog, until the projection shows every order COMPLETED (no latency
    bound: the ceiling of its throughput, and its CPU cost per sentence when every batch is full);
-4. checks at the end: nothing lost or duplicated after a final drain, every completed order reads
+4. the tracing sampler's cost: one more step at --sampling-rate with every trace recorded and one with
+   the production sampler (the chart's parent-based ratio, --sample-ratio), the services restarted
+   between them; `cpu_ms_per_sentence` (the platform's processes only: broker, Redis and the services,
+   without the load generator) and p99 of each go to `sampling`, and the production one is the
+   top-level `cpu_ms_per_sentence`;
+5. checks at the end: nothing lost or duplicated after a final drain, every completed order reads
    COMPLETED in the projection, and the wallets were charged exactly what was captured.
+
+`--kafka-client` names the services' Kafka client; the results carry it (`kafka_client`) and a
+`by_client` entry with the headline figures for it. Only aiokafka exists today; the confluent-kafka
+broker (issue 15, part B) adds its name to KAFKA_CLIENTS and the bench runs once per client.
 
 Every step and the capacity burst run on one platform: Apache Kafka finds a fetch offset through its
 index, so a step does not inherit a broker cost from the log the steps before it left (`make soak`
@@ -57,7 +66,7 @@ from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.plot import latency_png
 from yiju_infra.bench.rawbroker import measure as measure_broker
 from yiju_infra.bench.run_info import config_summary, machine_summary
-from yiju_infra.local.platform import LocalPlatform
+from yiju_infra.local.platform import SERVICES, LocalPlatform
 
 FULL_RATES = (50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 2000, 2500, 3000)
 EVENTS_PER_SENTENCE = 6  # published: submitted, accepted, plan created, authorized, fulfilled, captured
@@ -75,7 +84,14 @@ HEADLINE = (
     "broker_ratio",
     "ceiling",
     "capacity_sentences_per_s",
+    "cpu_ms_per_sentence",
 )
+# The services' Kafka client. Part B of issue 15 adds "confluent" (faststream's confluent broker).
+KAFKA_CLIENTS = ("aiokafka",)
+FULL_SAMPLER = ("parentbased_always_on", 1.0)
+# The chart's production default (charts/yiju/values.yaml, otel.sampling): parent-based, 5 % of traces.
+PRODUCTION_SAMPLER = "parentbased_traceidratio"
+PRODUCTION_SAMPLE_RATIO = 0.05
 
 
 @dataclass
@@ -98,6 +114,11 @@ class BenchConfig:
     fresh_per_step: bool = False
     replicas: dict[str, int] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The sampler comparison: a steady step at this rate with every trace, then with the production
+    # sampler at this ratio (0: no comparison; cpu_ms_per_sentence then comes from the sustained step).
+    sampling_rate: float = 200.0
+    sample_ratio: float = PRODUCTION_SAMPLE_RATIO
+    kafka_client: str = "aiokafka"
     out: Path = REPO_ROOT / "bench" / "results.json"
     png: Path = REPO_ROOT / "bench" / "latency.png"
 
@@ -123,6 +144,38 @@ def step_verdict(step: dict[str, Any], limit_ms: float, basis: str = "accepted")
     if step["completed_per_s"] < 0.95 * step["offered_per_s"]:
         problems.append(f"completed {step['completed_per_s']:.0f}/s of {step['offered_per_s']:.0f}/s offered")
     return "; ".join(problems)
+
+
+def sampling_summary(step: dict[str, Any], sampler: str, ratio: float) -> dict[str, Any]:
+    """One sampler's steady step, as `sampling.<label>` reports it."""
+    return {
+        "sampler": sampler,
+        "ratio": ratio,
+        "offered_per_s": step["offered_per_s"],
+        "completed_per_s": step["completed_per_s"],
+        "p50_ms": step["pipeline_latency_ms"]["p50"],
+        "p99_ms": step["pipeline_latency_ms"]["p99"],
+        "cpu_ms_per_sentence": step["platform_cpu_ms_per_sentence"],
+        "cpu_ms_per_sentence_by_process": step["cpu_ms_per_sentence_by_process"],
+        "cpu_percent_others": step["cpu_percent"].get("others"),
+        "verdict": step["verdict"],
+    }
+
+
+def headline_cpu(sampling: dict[str, Any] | None, best: dict[str, Any] | None) -> tuple[float | None, str]:
+    """The top-level cpu_ms_per_sentence and what it was measured on: the production sampler's steady step
+    when the comparison ran, else the sustained step (every trace recorded), else none."""
+    if sampling and "production" in sampling:
+        production = sampling["production"]
+        return production["cpu_ms_per_sentence"], (
+            f"production sampler ({production['sampler']} {production['ratio']:g}) at "
+            f"{production['offered_per_s']:g}/s offered"
+        )
+    if best is not None:
+        return best.get("platform_cpu_ms_per_sentence"), (
+            f"the sustained step ({best['offered_per_s']:g}/s offered), every trace recorded"
+        )
+    return None, "no step was sustained"
 
 
 def cpu_table(steps: list[dict[str, Any]]) -> Table:
@@ -173,6 +226,8 @@ class PipelineBench:
         self.config = config
         self.console = console
         self.platform = self._new_platform()
+        # Filled by the sampler comparison (see _compare_samplers): {"full": ..., "production": ...}.
+        self.sampling: dict[str, Any] | None = None
 
     def _new_platform(self) -> LocalPlatform:
         config = self.config
@@ -209,7 +264,7 @@ class PipelineBench:
             )
             if not cfg.fresh_per_step:
                 await self._start_services()
-                steps, checks = await self._load(cfg.rates, capacity=cfg.burst > 0)
+                steps, checks = await self._load(cfg.rates, capacity=cfg.burst > 0 or cfg.sampling_rate > 0)
         finally:
             await self._discard_platform()
         if cfg.fresh_per_step:
@@ -220,7 +275,7 @@ class PipelineBench:
                 parts.append(part)
                 if more and more[-1]["verdict"] and not cfg.keep_going:
                     break
-            if cfg.burst > 0:
+            if cfg.burst > 0 or cfg.sampling_rate > 0:
                 parts.append((await self._on_fresh_platform((), capacity=True))[1])
             checks = merge_checks(parts)
         self.console.print(phase_table(steps, "pipeline steps"), width=max(self.console.width, 150))
@@ -283,7 +338,9 @@ class PipelineBench:
                             break
                     self.say(f"final drain (up to {cfg.final_drain_s:g}s) ...")
                     await runner.drain(cfg.final_drain_s)
-                    burst = await self._capacity(runner, redis) if capacity else None
+                    burst = await self._capacity(runner, redis) if capacity and cfg.burst > 0 else None
+                    if capacity and cfg.sampling_rate > 0:
+                        self.sampling = await self._compare_samplers(runner, redis)
                 measured = [t for t in runner.tracks() if t.phase > 0 or cfg.warmup_s <= 0]
                 final = runner.overall_result(final=True)
                 checks = {
@@ -300,6 +357,39 @@ class PipelineBench:
         finally:
             await redis.aclose()
         return steps, checks
+
+    async def _compare_samplers(self, runner: LoadRunner, redis: Any) -> dict[str, Any]:
+        """One steady step at `sampling_rate` with every trace recorded, then the services restarted with
+        the production sampler and the same step again: CPU per sentence (platform only) and p99 of each."""
+        cfg = self.config
+        out: dict[str, Any] = {}
+        for label, (sampler, ratio) in (
+            ("full", FULL_SAMPLER),
+            ("production", (PRODUCTION_SAMPLER, cfg.sample_ratio)),
+        ):
+            await self._use_sampler(sampler, ratio)
+            await runner.run_phase(Constant(cfg.warmup_rate, max(cfg.warmup_s, 5.0)), f"warm-up {label}")
+            await runner.drain(cfg.drain_s)
+            step = await self._step(runner, cfg.sampling_rate, redis)
+            out[label] = sampling_summary(step, sampler, ratio)
+            self.say(
+                f"  sampler {sampler} ({ratio:g}) at {cfg.sampling_rate:g}/s: "
+                f"{out[label]['cpu_ms_per_sentence']:.2f} ms CPU/sentence (platform), "
+                f"p99 {out[label]['p99_ms']:.0f} ms" + (f"  -> {step['verdict']}" if step["verdict"] else "")
+            )
+        return out
+
+    async def _use_sampler(self, sampler: str, ratio: float) -> None:
+        """Restarts every service with this head sampler (YIJU_TRACE_SAMPLER / _SAMPLE_RATIO), unless it
+        already runs it."""
+        plat = self.platform
+        wanted = {"YIJU_TRACE_SAMPLER": sampler, "YIJU_TRACE_SAMPLE_RATIO": f"{ratio:g}"}
+        if all(plat.extra_env.get(k) == v for k, v in wanted.items()):
+            return
+        plat.extra_env.update(wanted)
+        for service in SERVICES:
+            for name in plat.instances(service):
+                await plat.restart(name, timeout=180)
 
     async def _capacity(self, runner: LoadRunner, redis: Any) -> dict[str, Any]:
         """Offers `burst` sentences within ~5 s and times how fast the pipeline completes the backlog."""
@@ -361,11 +451,11 @@ class PipelineBench:
         step["cpu_ms_per_sentence"] = round(
             used["all ours"] / 100 * seconds * 1000 / max(step["completed"], 1), 3
         )
-        step["cpu_ms_per_sentence_by_process"] = {
-            name: round(v / 100 * seconds * 1000 / max(step["completed"], 1), 3)
-            for name, v in used.items()
-            if name not in ("all ours", "machine", "others")
-        }
+        step["cpu_ms_per_sentence_by_process"] = cpu.ms_per_sentence_by_process(
+            used, seconds, step["completed"]
+        )
+        # The platform's processes only (broker, Redis, the services), without the load generator.
+        step["platform_cpu_ms_per_sentence"] = cpu.platform_ms_per_sentence(used, seconds, step["completed"])
         step["verdict"] = step_verdict(step, self.config.p99_limit_ms, self.config.latency_basis)
         return step
 
@@ -379,6 +469,15 @@ class PipelineBench:
         sentences = best["completed_per_s"] if best else 0.0
         pipeline_events = sentences * EVENTS_PER_SENTENCE
         broker_events = broker["produce_consume_per_s"]
+        cpu_ms, cpu_basis = headline_cpu(self.sampling, best)
+        headline = {
+            "sentences_per_s": sentences,
+            "p99_ms": best["pipeline_latency_ms"]["p99"] if best else None,
+            "capacity_sentences_per_s": (checks.get("capacity") or {}).get("sentences_per_s"),
+            "broker_ratio": round(pipeline_events / broker_events, 4) if broker_events else None,
+            "cpu_ms_per_sentence": cpu_ms,
+            "sampling": self.sampling,
+        }
         return {
             "benchmark": "pipeline (make bench): sentence in, order COMPLETED",
             "sentences_per_s": sentences,
@@ -397,6 +496,13 @@ class PipelineBench:
                 {"offered_per_s": ceiling["offered_per_s"], "why": ceiling["verdict"]} if ceiling else None
             ),
             "capacity_sentences_per_s": (checks.get("capacity") or {}).get("sentences_per_s"),
+            # The platform's processes only (broker, Redis, the five services), not the load generator.
+            "cpu_ms_per_sentence": cpu_ms,
+            "cpu_ms_per_sentence_basis": cpu_basis,
+            "sampling": self.sampling,
+            "kafka_client": cfg.kafka_client,
+            # Part B of issue 15 measures each client; today the one in use.
+            "by_client": {cfg.kafka_client: headline},
             "notes": {
                 "latency": "p50/p95/p99_ms: from intent accepted (IntentAccepted.accepted_at_ms) to the "
                 "PaymentCaptured event (the order's COMPLETED); e2e_*: from the sentence's intended send "
@@ -409,6 +515,10 @@ class PipelineBench:
                 "until the last PaymentCaptured)",
                 "cpu": "cpu_percent: % of one core during the step (200 = the whole 2-core machine); "
                 "others = machine busy minus our processes (other engineers' work)",
+                "cpu_ms_per_sentence": "CPU of the platform's processes (broker, Redis, the five services; "
+                "not the load generator) over a steady step and its drain, per completed sentence: with the "
+                "production sampler at sampling.production.offered_per_s when the sampler comparison ran "
+                "(sampling.full: the same step with every trace), else the sustained step's",
             },
             # kind and description of the broker in use, and the raw produce/consume measurement on it
             "broker": broker,
@@ -424,6 +534,12 @@ class PipelineBench:
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser = argparse.ArgumentParser(
         prog="python -m yiju_infra.bench.pipeline", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--model",
+        choices=("rules", "sim"),
+        default="rules",
+        help="sim: the benchmark with the simulated Qwen (yiju_infra.bench.model_bench, its own options)",
     )
     parser.add_argument("--quick", action="store_true", help="short steps and fewer raw records (smoke run)")
     parser.add_argument("--rates", help="comma-separated offered rates (default 100,200,400,...,3000)")
@@ -449,6 +565,24 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         "with YIJU_BROKER=tansu, which slows down as its topics grow)",
     )
     parser.add_argument("--burst", type=int, help="sentences in the capacity burst (default 10000; 0: none)")
+    parser.add_argument(
+        "--sampling-rate",
+        type=float,
+        help="offered rate of the sampler comparison's two steady steps (default 200; --quick 100; 0: skip)",
+    )
+    parser.add_argument(
+        "--sample-ratio",
+        type=float,
+        default=PRODUCTION_SAMPLE_RATIO,
+        help=f"the production sampler's ratio ({PRODUCTION_SAMPLER}; default {PRODUCTION_SAMPLE_RATIO:g}, "
+        "the chart's)",
+    )
+    parser.add_argument(
+        "--kafka-client",
+        choices=KAFKA_CLIENTS,
+        default=KAFKA_CLIENTS[0],
+        help="the services' Kafka client (issue 15 part B adds confluent)",
+    )
     parser.add_argument("--replicas", default="", metavar="SVC=N,...", help="service replicas, e.g. intent=2")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra service environment")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
@@ -461,11 +595,16 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         keep_going=args.keep_going,
         latency_basis=args.latency_from,
         fresh_per_step=args.fresh_platform_per_step,
+        sample_ratio=args.sample_ratio,
+        kafka_client=args.kafka_client,
     )
+    if not 0.0 <= args.sample_ratio <= 1.0:
+        parser.error(f"--sample-ratio {args.sample_ratio:g}: a ratio must be between 0 and 1")
     if args.quick:
         config.step_s, config.warmup_s, config.raw_records, config.drain_s = 10.0, 5.0, 50_000, 20.0
         config.burst = 3000
         config.rates = (50, 100, 200, 400)
+        config.sampling_rate = 100.0
     if args.rates:
         config.rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
     if args.step_s:
@@ -476,6 +615,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         config.drain_s = args.drain_s
     if args.burst is not None:
         config.burst = args.burst
+    if args.sampling_rate is not None:
+        config.sampling_rate = args.sampling_rate
     for item in filter(None, (p.strip() for p in args.replicas.split(","))):
         name, _, count = item.partition("=")
         config.replicas[name.strip()] = int(count)
@@ -486,8 +627,20 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     return config
 
 
+def model_mode(argv: list[str]) -> bool:
+    """`--model sim` (or `--model=sim`) among the arguments: the model benchmark instead."""
+    return "--model=sim" in argv or any(
+        argv[i] == "--model" and argv[i + 1] == "sim" for i in range(len(argv) - 1)
+    )
+
+
 async def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if model_mode(args):  # make bench BENCH_ARGS="--model sim ...": the bench with the simulated model
+        from yiju_infra.bench.model_bench import main as model_main
+
+        return await model_main(args)
+    config = parse_args(args)
     console = bench_console()
     results = await PipelineBench(config, console).run()
     config.out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,11 @@ import httpx
 from redis.asyncio.client import Redis
 
 from yiju.common.orders import TERMINAL
-from yiju_infra.chaos.workload import Kind, Sentence
+from yiju_infra.chaos.workload import ANSWERED, Kind, Sentence
 
 log = logging.getLogger(__name__)
 RETRYABLE = frozenset({409, 429, 500, 502, 503, 504})
+ACTIONS = {Kind.CONFIRM: "confirm", Kind.CANCEL: "cancel", Kind.REFUND: "refund"}
 
 
 class Tokens:
@@ -51,7 +52,7 @@ class Submission:
     attempts: int = 0
     replayed_order_id: str = ""  # what the resubmission with the same key returned
     error: str = ""
-    answered: bool = False  # confirmation answered (confirm/cancel kinds)
+    answered: bool = False  # confirmation answered (confirm/cancel kinds), refund asked for (refund kind)
 
 
 @dataclass
@@ -134,19 +135,20 @@ class Driver:
             return dict(zip(ids, await pipe.execute(), strict=True))
 
     async def answer_confirmations(self, statuses: dict[str, str | None]) -> None:
-        """Confirms or cancels the orders waiting for it (the EXPIRE kind is left to the sweeper)."""
+        """Confirms or cancels the orders waiting for it (the EXPIRE kind is left to the sweeper), and
+        refunds the REFUND kind's orders once they completed."""
         waiting = [
             s
             for s in self.submissions
-            if s.sentence.kind in (Kind.CONFIRM, Kind.CANCEL)
+            if s.sentence.kind in ANSWERED
             and not s.answered
-            and statuses.get(s.order_id) == "AWAITING_CONFIRMATION"
+            and statuses.get(s.order_id) == ANSWERED[s.sentence.kind]
         ]
         if not waiting:
             return
         async with httpx.AsyncClient(base_url=self.api_url, timeout=10, trust_env=False) as client:
             for sub in waiting:
-                action = "confirm" if sub.sentence.kind is Kind.CONFIRM else "cancel"
+                action = ACTIONS[sub.sentence.kind]
                 try:
                     reply = await client.post(
                         f"/v1/orders/{sub.order_id}/{action}",
@@ -161,7 +163,7 @@ class Driver:
         """Answers confirmations while the run goes on (a user does not wait for the end of the test)."""
         while not stop.is_set():
             asking = [s for s in self.submissions if s.order_id and not s.answered]
-            asking = [s for s in asking if s.sentence.kind in (Kind.CONFIRM, Kind.CANCEL)]
+            asking = [s for s in asking if s.sentence.kind in ANSWERED]
             if asking:
                 try:
                     async with self.redis.pipeline(transaction=False) as pipe:
@@ -201,7 +203,10 @@ class Driver:
                     return statuses
                 await asyncio.sleep(0.5)
                 continue
-            done = sum(1 for s in statuses.values() if s in TERMINAL)
+            owed = {s.order_id for s in self.submissions if s.sentence.kind is Kind.REFUND}
+            done = sum(
+                1 for o, s in statuses.items() if s in TERMINAL and not (o in owed and s == "COMPLETED")
+            )
             on_progress(done, len(statuses))
             if done == len(statuses) or time.monotonic() > deadline:
                 return statuses

@@ -25,6 +25,7 @@ class Kind(StrEnum):
     CONFIRM = "confirm"  # waits for confirmation; the driver confirms it
     CANCEL = "cancel"  # waits for confirmation; the driver cancels it
     EXPIRE = "expire"  # waits for confirmation; nobody answers, the sweeper expires it
+    REFUND = "refund"  # completes; the driver then refunds it (POST /v1/orders/{id}/refund)
 
 
 EXPECTED: dict[Kind, frozenset[str]] = {
@@ -37,6 +38,14 @@ EXPECTED: dict[Kind, frozenset[str]] = {
     Kind.CONFIRM: frozenset({"COMPLETED", "PAYMENT_DECLINED", "REJECTED"}),
     Kind.CANCEL: frozenset({"CANCELLED"}),
     Kind.EXPIRE: frozenset({"CANCELLED"}),
+    # The money back in the wallet, the subsidy back in the budget (reconcile proves both).
+    Kind.REFUND: frozenset({"REFUNDED"}),
+}
+# Kinds the driver acts on after the order settles, and the status it acts on.
+ANSWERED: dict[Kind, str] = {
+    Kind.CONFIRM: "AWAITING_CONFIRMATION",
+    Kind.CANCEL: "AWAITING_CONFIRMATION",
+    Kind.REFUND: "COMPLETED",
 }
 # The only orders the sweeper settles by design: confirmations left to expire.
 SWEPT_BY_DESIGN: frozenset[str] = frozenset({Kind.EXPIRE})
@@ -55,7 +64,7 @@ SUCCESS = [
     "a bag of rice and a dozen eggs",
     "book a taxi home at 7pm",
     "two americanos to the office",
-    "three pork dumplings",
+    "three plates of pork dumplings",
     "a pepperoni pizza to my home",
     "a power bank",
     "a train to shenzhen",
@@ -65,7 +74,7 @@ SUCCESS = [
 CLARIFY = ["book me a flight to mars", "asdf qwer", "something nice please", "a unicorn to the office"]
 FAIL = ["a latte and two red lanterns", "red lanterns", "two bubble teas and red lanterns"]
 MIX: tuple[tuple[Kind, float], ...] = (
-    (Kind.SUCCESS, 0.70),
+    (Kind.SUCCESS, 0.67),
     (Kind.DECLINE, 0.07),
     (Kind.CLARIFY, 0.06),
     (Kind.REJECT, 0.06),
@@ -73,6 +82,7 @@ MIX: tuple[tuple[Kind, float], ...] = (
     (Kind.CONFIRM, 0.01),
     (Kind.CANCEL, 0.01),
     (Kind.EXPIRE, 0.01),
+    (Kind.REFUND, 0.03),
 )
 
 
@@ -102,7 +112,11 @@ def build(
     for i in range(count):
         kind = rng.choices(kinds, weights)[0]
         synthetic = synthetic_user_id(rng.randint(1, synthetic_users)) if synthetic_users else BIG_WALLET_USER
-        if kind is Kind.SUCCESS:
+        if kind is Kind.REFUND:
+            user, text = (
+                (synthetic, rng.choice(SUCCESS)) if synthetic_users else (BIG_WALLET_USER, "one latte")
+            )
+        elif kind is Kind.SUCCESS:
             if i % big_wallet_every == 0 or not synthetic_users:
                 user, text = BIG_WALLET_USER, rng.choice(CHEAP)
             else:
@@ -110,7 +124,7 @@ def build(
         elif kind is Kind.DECLINE:
             user, text = (
                 SMALL_WALLET_USER,
-                rng.choice(["one latte", "a pepperoni pizza", "three pork dumplings"]),
+                rng.choice(["one latte", "a pepperoni pizza", "three plates of pork dumplings"]),
             )
         elif kind is Kind.CLARIFY:
             user, text = synthetic, rng.choice(CLARIFY)

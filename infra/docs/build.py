@@ -380,6 +380,9 @@ def openapi() -> dict[str, Any] | None:
         made["Edge"] = Edge(redis, settings)
     except ImportError:
         pass
+    from yiju.intent.watchers import OrderWatchers
+
+    made["OrderWatchers"] = OrderWatchers.from_settings(settings)  # connects lazily too
     hints = typing.get_type_hints(http_api.create_app)
     args = {}
     for name in inspect.signature(http_api.create_app).parameters:

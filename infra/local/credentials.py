@@ -1,8 +1,14 @@
-"""Local-run credentials: a generated JWT secret, and a token and an API key for every demo user.
+"""Local-run credentials and trust: a generated JWT secret, a token and an API key for every demo user,
+and two Ed25519 key pairs: the Kafka intake assertions' (a client's signing key) and the dead-letter
+replay tool's.
 
-Written once under DATA_DIR (secrets/ is 0700, files 0600) and reused on the next start, so the
-CLI's credentials keep working across restarts. Production never uses these: tokens come from the
-identity provider (RS256 + JWKS) and API keys from the secret store.
+Written once under DATA_DIR (secrets/ is 0700, private files 0600) and reused on the next start, so the
+CLI's credentials keep working across restarts. The services get only what they verify with: the JWT
+secret (the local edge mints and checks HS256 tokens), the API-key hashes and the two *public* keys.
+The private keys stay in DATA_DIR/secrets, where the local signers (the SDK's intake publisher, the
+load generator, tests, `yiju dlq replay`) find them through YIJU_DATA_DIR. The services also get
+YIJU_ENV=local: every platform this module serves is a local one. Production never uses these: tokens
+come from the identity provider (RS256 + JWKS), the other keys from the secret store (charts/yiju).
 """
 
 from __future__ import annotations
@@ -12,9 +18,13 @@ import os
 import secrets
 from pathlib import Path
 
+from yiju.common import intake_assertion, replay_assertion
 from yiju.common.auth import hash_api_key, issue_token
 from yiju.common.catalog import load_catalog
+from yiju.common.ed25519_tokens import write_key_pair
 from yiju.common.settings import Settings
+
+LOCAL_ENV = "local"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -24,8 +34,15 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def ensure_key_pair(secrets_dir: Path, private_name: str, public_name: str) -> Path:
+    """An Ed25519 key pair in `secrets_dir` (generated once); returns the public key's path."""
+    write_key_pair(secrets_dir / private_name, secrets_dir / public_name)
+    return secrets_dir / public_name
+
+
 def ensure_local_credentials(data_dir: Path, catalog_dir: Path | None = None) -> dict[str, str]:
-    """Returns the env the services need (YIJU_JWT_SECRET, YIJU_API_KEYS_FILE); writes credentials.json."""
+    """Returns the env the services need (YIJU_ENV, YIJU_JWT_SECRET, YIJU_API_KEYS_FILE and the public
+    keys of intake and replay assertions); writes credentials.json and the key pairs."""
     secret_path = data_dir / "secrets" / "jwt-secret"
     keys_path = data_dir / "secrets" / "api-keys.json"
     creds_path = data_dir / "credentials.json"
@@ -46,4 +63,16 @@ def ensure_local_credentials(data_dir: Path, catalog_dir: Path | None = None) ->
             hashed[hash_api_key(api_key)] = user_id
         _write_private(keys_path, json.dumps({"keys": hashed}, indent=1))
         _write_private(creds_path, json.dumps({"users": creds}, indent=1))
-    return {"YIJU_JWT_SECRET": secret, "YIJU_API_KEYS_FILE": str(keys_path)}
+    intake_public = ensure_key_pair(
+        data_dir / "secrets", intake_assertion.SIGNING_KEY_NAME, intake_assertion.PUBLIC_KEY_NAME
+    )
+    replay_public = ensure_key_pair(
+        data_dir / "secrets", replay_assertion.SIGNING_KEY_NAME, replay_assertion.PUBLIC_KEY_NAME
+    )
+    return {
+        "YIJU_ENV": LOCAL_ENV,
+        "YIJU_JWT_SECRET": secret,
+        "YIJU_API_KEYS_FILE": str(keys_path),
+        "YIJU_INTAKE_PUBLIC_KEYS_FILE": str(intake_public),
+        "YIJU_REPLAY_PUBLIC_KEYS_FILE": str(replay_public),
+    }

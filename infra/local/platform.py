@@ -365,10 +365,25 @@ class LocalPlatform:
         if self.broker_kind == "tansu":  # tansu answers InitProducerId with an error
             env["YIJU_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
         env["YIJU_METRICS_PORT"] = str(self.ports.metrics(service))
+        env["YIJU_METRICS_TARGETS"] = self.metrics_targets()
         env.update(self.extra_env)
         if name != service:
             env.update({var: str(port) for var, port in self._ports_of_replica(name).items()})
         return env
+
+    def metrics_targets(self) -> str:
+        """Every process's metrics address, ``name=host:port`` repeated per replica (the ops summary
+        reads them all: ``YIJU_METRICS_TARGETS``)."""
+        items = []
+        for service in SERVICES:
+            for name in self.instances(service):
+                port = (
+                    self.ports.metrics(service)
+                    if name == service
+                    else self._ports_of_replica(name)["YIJU_METRICS_PORT"]
+                )
+                items.append(f"{service}={HOST}:{port}")
+        return ",".join(items)
 
     def instances(self, service: str) -> list[str]:
         """The process names of `service`: itself, then its replicas ("intent", "intent#2", ...)."""

@@ -5,6 +5,10 @@ see yiju_infra.local.platform). `--services intent,planning` (or $YIJU_LOCAL_SER
 those services; `--services none` runs only the broker and Redis (e.g. to run a service in a debugger).
 `--jaeger` (or YIJU_JAEGER=1; `make jaeger`) first starts Jaeger v2 (yiju_infra.local.jaeger) and points
 the services at it: spans go there over OTLP/HTTP and traces are read back from its query API.
+YIJU_MODEL=sim starts the simulated Qwen server first (yiju_infra.local.model_sim) and puts it in the model
+gateway's chain (openai,rules).
+The console's demo-token endpoint (a bearer token for any demo user) is turned on here, and only here
+(YIJU_DEMO_TOKENS=1 for the services; `--no-demo-tokens` leaves it off): no other environment has it.
 Ctrl-C or SIGTERM stops every process and exits 0; a start-up failure
 stops everything and exits 1 (2 for a taken port or a bad setting).
 """
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from yiju_infra.local.binaries import BinaryNotFoundError
 from yiju_infra.local.jaeger import Jaeger, JaegerPortInUseError
 from yiju_infra.local.kafka_dist import KafkaUnavailableError
+from yiju_infra.local.model_sim import ModelSimProcess, model_sim_from_env
 from yiju_infra.local.platform import HOST, SERVICES, LocalPlatform, PortInUseError, ServiceNotReadyError
 from yiju_infra.local.processes import ProcessError
 
@@ -82,11 +87,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("YIJU_JAEGER", "").strip().lower() in ("1", "true", "yes", "on"),
         help="start Jaeger v2 first and send the services' spans to it (default: $YIJU_JAEGER)",
     )
+    parser.add_argument(
+        "--demo-tokens",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve the console's demo users and their tokens (GET /v1/console/session; default: on)",
+    )
     return parser.parse_args(argv)
 
 
-async def boot(platform: LocalPlatform, services: Sequence[str], jaeger: Jaeger | None = None) -> None:
+def demo_env(demo_tokens: bool) -> dict[str, str]:
+    """What `make run` asks of the services beyond the local platform's defaults."""
+    return {"YIJU_DEMO_TOKENS": "1"} if demo_tokens else {}
+
+
+async def boot(
+    platform: LocalPlatform,
+    services: Sequence[str],
+    jaeger: Jaeger | None = None,
+    model_sim: ModelSimProcess | None = None,
+) -> None:
     say(f"yiju local platform: data dir {platform.data_dir}")
+    if model_sim is not None:  # YIJU_MODEL=sim: the gateway's chain is openai (this server), rules
+        seconds = await model_sim.start()
+        say(f"simulated Qwen up on {model_sim.url} (pid {model_sim.process.pid}) in {seconds:.2f}s")
     if jaeger is not None:
         seconds = await jaeger.start()
         say(
@@ -141,17 +165,21 @@ async def main(argv: Sequence[str] | None = None) -> int:
         services = parse_services(args.services)
         platform = LocalPlatform()
         jaeger = Jaeger(platform.data_dir) if args.jaeger else None
+        model_sim = model_sim_from_env(platform.data_dir)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
     except BinaryNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
+    platform.extra_env.update(demo_env(args.demo_tokens))
     if jaeger is not None:
         platform.extra_env.update(jaeger.service_env())
+    if model_sim is not None:
+        platform.extra_env.update(model_sim.gateway_env())
 
     code = 0
-    starting = asyncio.create_task(boot(platform, services, jaeger))
+    starting = asyncio.create_task(boot(platform, services, jaeger, model_sim))
     stopping = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -178,6 +206,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
         stopping.cancel()
         await platform.stop_all()  # before Jaeger: the services flush their last spans to it
         left = dict(platform.pids)
+        if model_sim is not None:
+            await model_sim.stop()
+            if model_sim.process.is_alive and model_sim.process.pid is not None:
+                left["model_sim"] = model_sim.process.pid
         if jaeger is not None:
             await jaeger.stop()
             if jaeger.process.is_alive and jaeger.process.pid is not None:

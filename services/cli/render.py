@@ -22,6 +22,8 @@ STATUS_STYLES: dict[str, str] = {
     OrderStatus.PAYMENT_DECLINED: "bold red",
     OrderStatus.FAILED: "bold red",
     OrderStatus.CANCELLED: "magenta",
+    OrderStatus.REFUND_PENDING: "yellow",
+    OrderStatus.REFUNDED: "magenta",
 }
 
 _REASON_STATUSES = frozenset({OrderStatus.REJECTED, OrderStatus.NEEDS_CLARIFICATION})

@@ -9,7 +9,9 @@ key, value and headers, plus ``x-dlq-*`` headers saying why and where from. Repl
    marked as seen when it is dead-lettered, and would otherwise be dropped as a duplicate;
 3. publishes the original key, value and headers (minus ``x-dlq-*``, plus ``x-replayed-from``) to the
    original topic and partition. Other groups on that topic have handled the event already and drop it
-   by its event id; the group that dead-lettered it handles it again.
+   by its event id; the group that dead-lettered it handles it again. An intake record also gets a
+   replay assertion (``yiju.common.replay_assertion``), signed with the replay tool's own key, so that
+   intake checks its user assertion as of the time it was dead-lettered, not now.
 
 Topics are read with a fresh, group-less consumer from the earliest offset until the high watermark
 reported in the fetch responses is reached (the local broker's ListOffsets LATEST is wrong, so
@@ -26,12 +28,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from google.protobuf.message import DecodeError
 from redis.asyncio.client import Redis
 
 from yiju.common.envelope import now_iso
 from yiju.common.kafka_config import admin_client_kwargs, security_kwargs
+from yiju.common.replay_assertion import HEADER as REPLAY_ASSERTION_HEADER
+from yiju.common.replay_assertion import ReplaySigner
 from yiju.common.settings import Settings
-from yiju.common.topics import CONSUMER_GROUPS, ConsumerGroup, Namespace
+from yiju.common.topics import CONSUMER_GROUPS, INTENT_INTAKE, ConsumerGroup, Namespace
+from yiju.gen.events.v1 import order_events_pb2 as ev
 
 DLQ_HEADER_PREFIX = "x-dlq-"
 REPLAYED_FROM_HEADER = "x-replayed-from"
@@ -251,10 +257,18 @@ class ReplayResult:
 class Replayer:
     """Replays dead letters (see the module docstring); use as an async context manager."""
 
-    def __init__(self, settings: Settings, redis: Redis, *, by: str = "yiju dlq replay") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        *,
+        by: str = "yiju dlq replay",
+        replay_signer: ReplaySigner | None = None,
+    ) -> None:
         self.settings = settings
         self.redis = redis
         self.by = by
+        self.replay_signer = replay_signer or ReplaySigner.from_settings(settings)
         self._producer = AIOKafkaProducer(acks="all", **consumer_kwargs(settings))
 
     async def __aenter__(self) -> Replayer:
@@ -273,7 +287,11 @@ class Replayer:
         try:
             if letter.event_id:
                 await self.redis.delete(dedup_key(letter.group, letter.event_id))
-            headers = [*letter.original_headers(), (REPLAYED_FROM_HEADER, letter.position.encode())]
+            headers = [
+                *[(k, v) for k, v in letter.original_headers() if k != REPLAY_ASSERTION_HEADER],
+                (REPLAYED_FROM_HEADER, letter.position.encode()),
+                *self.replay_assertion(letter),
+            ]
             partitions = await self._producer.partitions_for(letter.original_topic)
             partition = letter.original_partition if letter.original_partition in partitions else None
             await self._producer.send_and_wait(
@@ -283,6 +301,22 @@ class Replayer:
             await self.redis.delete(letter.marker_key())  # not replayed after all: may be tried again
             raise
         return ReplayResult(letter, "replayed")
+
+    def replay_assertion(self, letter: DeadLetter) -> list[tuple[str, bytes]]:
+        """The replay assertion header of an intake record: it was dead-lettered at its timestamp."""
+        if letter.group != INTENT_INTAKE.name or self.replay_signer is None:
+            return []
+        try:
+            event = ev.IntentSubmitted.FromString(letter.value or b"")
+        except DecodeError:
+            return []  # malformed: intake dead-letters it again whatever it carries
+        token = self.replay_signer.sign(
+            event,
+            event_id=letter.event_id,
+            dead_letter=letter.position,
+            checked_at=letter.timestamp_ms / 1000,
+        )
+        return [(REPLAY_ASSERTION_HEADER, token.encode())]
 
 
 def select(

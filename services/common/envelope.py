@@ -47,6 +47,11 @@ _SPECS = (
     EventSpec(t.PAYMENT_VOIDED, "yiju.payment.voided", ev.PaymentVoided),
     EventSpec(t.FULFILMENT_COMPLETED, "yiju.fulfilment.completed", ev.FulfilmentCompleted),
     EventSpec(t.FULFILMENT_FAILED, "yiju.fulfilment.failed", ev.FulfilmentFailed),
+    EventSpec(t.ORDER_REFUND_REQUESTED, "yiju.order.refund_requested", ev.OrderRefundRequested),
+    EventSpec(t.PAYMENT_REFUNDED, "yiju.payment.refunded", ev.PaymentRefunded),
+    EventSpec(t.FULFILMENT_CANCELLED, "yiju.fulfilment.cancelled", ev.FulfilmentCancelled),
+    EventSpec(t.PARSE_REQUESTED, "yiju.parse.requested", ev.ParseRequested),
+    EventSpec(t.PARSE_COMPLETED, "yiju.parse.completed", ev.ParseCompleted),
 )
 BY_TOPIC: dict[str, EventSpec] = {s.topic: s for s in _SPECS}
 BY_MESSAGE: dict[type[Message], EventSpec] = {s.message: s for s in _SPECS}

@@ -26,6 +26,10 @@ CONSUMER_LAG = Gauge(
 )
 ORDERS_BY_STATUS = Counter("yiju_order_status_total", "Order status transitions applied", ["status"])
 SUBSIDY_BUDGET_LEFT = Gauge("yiju_subsidy_budget_left_fen", "Campaign budget left", ["campaign"])
+REDIS_ROUND_TRIPS = Counter(
+    "yiju_redis_round_trips_total", "Requests written to Redis (a pipeline is one), by the consumers' client"
+)
+REDIS_COMMANDS = Counter("yiju_redis_commands_total", "Commands sent to Redis (a script call is one)")
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:

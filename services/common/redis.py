@@ -30,6 +30,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
+from yiju.common.metrics import REDIS_COMMANDS, REDIS_ROUND_TRIPS
 from yiju.common.settings import Settings
 
 # Redis itself unreachable or not ready (the edge answers 503 for these).
@@ -83,7 +84,12 @@ class HiredisPackingConnection(aioredis.Connection):
     _packer = HiredisRespSerializer()
 
     def pack_command(self, *args: Any) -> list[bytes]:
+        REDIS_COMMANDS.inc()
         return self._packer.pack(*args)
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        REDIS_ROUND_TRIPS.inc()  # one write per command or per pipeline: the per-sentence budget's count
+        await super().send_packed_command(command, check_health)
 
     async def read_response(
         self,
@@ -246,3 +252,27 @@ def create_redis(
 def load_script(redis: Redis, path: Path) -> AsyncScript:
     """Registers a Lua script file; it is loaded on first use and again after NOSCRIPT."""
     return Script(redis, path.read_text())
+
+
+def create_watcher_redis(
+    settings: Settings | None = None,
+    url: str | None = None,
+    *,
+    max_connections: int = 64,
+    wait_s: float = 2.0,
+) -> Redis:
+    """A client on a pool of its own for long-lived readers (the intent service's order watchers, which
+    hold one pub/sub connection each for as long as they watch). However many of them there are, and
+    whatever Redis does, they can never take the connections the consumers' pool (`create_redis`) has.
+    The pool waits at most `wait_s` for a free connection, then raises ConnectionError."""
+    url = url or (settings.redis_url if settings else "redis://127.0.0.1:6379/0")
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        decode_responses=True,
+        health_check_interval=10,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        max_connections=max_connections,
+        timeout=wait_s,
+    )
+    return Redis(connection_pool=pool)

@@ -13,7 +13,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YIJU_", extra="ignore")
 
-    env: str = "local"
+    # "local" only where the local platform (`make run`, the test harness) sets it; anything else is a
+    # deployed environment ("production", "dev", ...). Nothing is loosened by default.
+    env: str = "production"
+    # The console's demo-token endpoint (GET /v1/console/session mints a bearer token for any demo user):
+    # it exists only with env "local" and this flag, which `make run` sets (YIJU_DEMO_TOKENS=1).
+    demo_tokens: bool = False
     data_dir: Path = REPO_ROOT / ".var"
     catalog_dir: Path = REPO_ROOT / "catalog"
     log_level: str = "INFO"
@@ -87,6 +92,16 @@ class Settings(BaseSettings):
     jwt_audience: str = "yiju-api"
     token_ttl_s: int = 7 * 24 * 3600
     api_keys_file: str = ""  # JSON {"keys": {"<sha256 of key>": "<user id>"}}
+    # Kafka intake assertions (yiju.common.intake_assertion): Ed25519, bound to one intent. Intake holds
+    # only public keys (PEM, several for rotation); the private key is the publisher's (yiju.sdk) and
+    # never a service's. Replays of dead-lettered intake records carry a replay assertion signed by the
+    # dead-letter replay tool's own key pair. Empty private-key paths: $YIJU_DATA_DIR/secrets/ (local run).
+    intake_public_keys_file: str = ""
+    intake_signing_key_file: str = ""
+    intake_assertion_issuer: str = "yiju-intake-publisher"
+    intake_assertion_max_ttl_s: int = 15 * 60
+    replay_public_keys_file: str = ""
+    replay_signing_key_file: str = ""
     edge_rate_per_user_per_s: float = 20.0
     edge_rate_burst: int = 40
     max_body_bytes: int = 16 * 1024
@@ -109,9 +124,32 @@ class Settings(BaseSettings):
     fulfilment_latency_ms: int = 2
     fulfilment_failure_rate: float = 0.0
     fulfilment_fail_skus: str = ""  # comma-separated SKUs that always fail (failure injection)
+    # Deadline of every provider call (dispatch, cancel): a dispatch that has not answered by then counts
+    # as failed, and whatever the provider may have taken for that line is cancelled.
+    fulfilment_provider_timeout_s: float = 10.0
+    # How long planning keeps each order's subsidy grant (subsidy:{campaign}:order:<order>: the amount,
+    # or the 'released' tombstone). Above dedup_ttl_s and kafka_retention_ms, so a redelivery still
+    # finds it; `yiju reconcile` skips only the per-order check of a grant that expired by this TTL.
+    subsidy_grant_ttl_s: int = 30 * 24 * 3600
+    # The campaign's subsidy ledger stream (subsidy:{campaign}:ledger, one entry per grant or release) is
+    # trimmed to about this many entries (XADD MAXLEN ~; 0 keeps everything); each entry carries a
+    # sequence number and the budget left and the user's use count after it, so `yiju reconcile` checks
+    # what is kept exactly.
+    subsidy_ledger_maxlen: int = 100_000
 
     # Confirmation
     confirmation_ttl_s: int = 15 * 60
+
+    # Refunds: the ordering user may refund a COMPLETED order this long after it completed (an operator,
+    # a token with the "operator" role, at any time while its payment record is kept).
+    refund_window_s: int = 24 * 3600
+    # Bounded money state. Wallet ledger streams are trimmed to about this many entries per user (XADD
+    # MAXLEN ~; 0 keeps everything); each entry carries the wallet's totals after it, so `yiju reconcile`
+    # checks what is kept exactly. A payment record expires this long after it settles (captured, voided,
+    # declined, refunded; never while money is held): keep it above kafka_retention_ms and dedup_ttl_s,
+    # since it is what makes a redelivered PlanCreated authorize nothing twice.
+    wallet_ledger_maxlen: int = 10_000
+    payment_record_ttl_s: int = 30 * 24 * 3600
 
     def target(self, service: str) -> str:
         explicit = getattr(self, f"{service}_target")

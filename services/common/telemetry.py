@@ -2,46 +2,44 @@
 
 With OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, spans go to that
 collector over OTLP/HTTP; otherwise to a local span store: JSON lines under DATA_DIR/spans/, which
-`yiju trace` reads, so tracing works on a laptop with no collector.
+`yiju trace` reads, so tracing works on a laptop with no collector. Which traces are recorded is
+yiju.common.sampling's choice (YIJU_TRACE_SAMPLER / OTEL_TRACES_SAMPLER; default: every one).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import orjson
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from yiju.common import trace_context
 from yiju.common.logs import redact
+from yiju.common.sampling import sampler_from_env
+from yiju.common.trace_store import SpanFile, SpanFileLimits
 
 _provider: TracerProvider | None = None
 
 
 class SpanFileExporter(SpanExporter):
-    """Appends finished spans as JSON lines to one file per service."""
+    """Appends finished spans as JSON lines to one file per service, rotated and trimmed by size
+    (``YIJU_SPAN_FILE_MAX_MB``, ``YIJU_SPAN_FILE_KEEP``: see :class:`yiju.common.trace_store.SpanFile`)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("ab")
-        self._lock = threading.Lock()
+    def __init__(self, path: Path, limits: SpanFileLimits | None = None) -> None:
+        self._file = SpanFile(path, limits)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [orjson.dumps(span_to_dict(s), default=str) + b"\n" for s in spans]
-        with self._lock:
-            self._file.writelines(lines)
-            self._file.flush()
+        self._file.append(b"".join(orjson.dumps(span_to_dict(s), default=str) + b"\n" for s in spans))
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        with self._lock:
-            self._file.close()
+        self._file.close()
 
 
 def span_to_dict(span: ReadableSpan) -> dict:
@@ -69,7 +67,8 @@ def setup_tracing(service: str, data_dir: Path) -> TracerProvider:
     resource = Resource.create(
         {"service.name": os.environ.get("OTEL_SERVICE_NAME", service), "service.namespace": "yiju"}
     )
-    provider = TracerProvider(resource=resource)
+    # Which sentences are traced: every one by default, a ratio in production (yiju.common.sampling).
+    provider = TracerProvider(resource=resource, sampler=sampler_from_env())
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -93,12 +92,12 @@ def tracer(name: str = "yiju") -> trace.Tracer:
 
 def inject(carrier: dict[str, str], context: otel_context.Context | None = None) -> dict[str, str]:
     """Writes the context (default: the current one) as W3C traceparent/tracestate into carrier."""
-    propagate.inject(carrier, context=context)
+    trace_context.inject(carrier, context)
     return carrier
 
 
 def extract(carrier: Mapping[str, str]) -> otel_context.Context:
-    return propagate.extract(carrier)
+    return trace_context.extract(carrier)
 
 
 def current_trace_id() -> str:

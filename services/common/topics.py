@@ -27,6 +27,16 @@ PAYMENT_CAPTURED = "yiju.payment.captured.v1"
 PAYMENT_VOIDED = "yiju.payment.voided.v1"
 FULFILMENT_COMPLETED = "yiju.fulfilment.completed.v1"
 FULFILMENT_FAILED = "yiju.fulfilment.failed.v1"
+# Refunds (after COMPLETED): intent publishes the request; payment returns the money, fulfilment cancels
+# what it still can; planning gives the subsidy back on payment.refunded.
+ORDER_REFUND_REQUESTED = "yiju.order.refund_requested.v1"
+PAYMENT_REFUNDED = "yiju.payment.refunded.v1"
+FULFILMENT_CANCELLED = "yiju.fulfilment.cancelled.v1"
+# The model request/reply (planning <-> model gateway): planning asks and commits at once; the gateway
+# answers when the model has (docs/architecture.md, "The model path"). The request is an order event (the
+# projection shows the order waiting on the model); the answer is read by planning only.
+PARSE_REQUESTED = "yiju.parse.requested.v1"
+PARSE_COMPLETED = "yiju.parse.completed.v1"
 
 ORDER_EVENT_TOPICS: tuple[str, ...] = (
     INTENT_ACCEPTED,
@@ -42,6 +52,10 @@ ORDER_EVENT_TOPICS: tuple[str, ...] = (
     PAYMENT_VOIDED,
     FULFILMENT_COMPLETED,
     FULFILMENT_FAILED,
+    ORDER_REFUND_REQUESTED,
+    PAYMENT_REFUNDED,
+    FULFILMENT_CANCELLED,
+    PARSE_REQUESTED,
 )
 
 
@@ -64,14 +78,34 @@ INTENT_PROJECTION = ConsumerGroup("yiju-intent-projection", "intent", ORDER_EVEN
 PLANNING = ConsumerGroup(
     "yiju-planning",
     "planning",
-    (INTENT_ACCEPTED, ORDER_CONFIRMED, ORDER_CANCELLED, PAYMENT_DECLINED, PAYMENT_VOIDED),
+    (
+        INTENT_ACCEPTED,
+        ORDER_CONFIRMED,
+        ORDER_CANCELLED,
+        PAYMENT_DECLINED,
+        PAYMENT_VOIDED,
+        PAYMENT_REFUNDED,
+        PARSE_COMPLETED,
+    ),
 )
-PAYMENT = ConsumerGroup("yiju-payment", "payment", (PLAN_CREATED, FULFILMENT_COMPLETED, FULFILMENT_FAILED))
-FULFILMENT = ConsumerGroup("yiju-fulfilment", "fulfilment", (PAYMENT_AUTHORIZED,))
+PAYMENT = ConsumerGroup(
+    "yiju-payment", "payment", (PLAN_CREATED, FULFILMENT_COMPLETED, FULFILMENT_FAILED, ORDER_REFUND_REQUESTED)
+)
+FULFILMENT = ConsumerGroup("yiju-fulfilment", "fulfilment", (PAYMENT_AUTHORIZED, ORDER_REFUND_REQUESTED))
+# The gateway's model work: long-running records, consumed through an in-flight window
+# (yiju.common.inflight), so one slow answer holds neither its partition nor its neighbours.
+MODEL_GATEWAY = ConsumerGroup("yiju-model-gateway", "model_gateway", (PARSE_REQUESTED,))
 
-CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (INTENT_INTAKE, INTENT_PROJECTION, PLANNING, PAYMENT, FULFILMENT)
+CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (
+    INTENT_INTAKE,
+    INTENT_PROJECTION,
+    PLANNING,
+    PAYMENT,
+    FULFILMENT,
+    MODEL_GATEWAY,
+)
 DEAD_LETTER_TOPICS: tuple[str, ...] = tuple(g.dead_letter_topic for g in CONSUMER_GROUPS)
-ALL_TOPICS: tuple[str, ...] = (INTENT_SUBMITTED, *ORDER_EVENT_TOPICS, *DEAD_LETTER_TOPICS)
+ALL_TOPICS: tuple[str, ...] = (INTENT_SUBMITTED, *ORDER_EVENT_TOPICS, PARSE_COMPLETED, *DEAD_LETTER_TOPICS)
 
 
 @dataclass(frozen=True)

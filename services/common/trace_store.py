@@ -3,7 +3,10 @@
 Spans come from one of two places:
 
 - the local span store, JSON lines under ``$YIJU_DATA_DIR/spans/*.jsonl`` (what
-  :mod:`yiju.common.telemetry` writes when no OTLP collector is configured);
+  :mod:`yiju.common.telemetry` writes through :class:`SpanFile` when no OTLP collector is configured).
+  It is bounded: a service's file is rotated once it would pass ``YIJU_SPAN_FILE_MAX_MB`` (32) into
+  ``NAME.1.jsonl``, ``NAME.2.jsonl`` ..., and only ``YIJU_SPAN_FILE_KEEP`` (3) rotated files are kept, so
+  a service's spans never take more than max x (keep + 1) on disk; the oldest traces go first;
 - with ``YIJU_TRACE_QUERY_URL`` set, a trace backend's HTTP query API: Jaeger (``GET /api/traces/{id}``)
   or Tempo (``GET /api/traces/{id}``, OTLP JSON). The URL is the backend's base URL, or a full URL with a
   ``{trace_id}`` placeholder.
@@ -19,7 +22,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import fcntl
 import os
+import re
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +37,10 @@ import orjson
 
 TRACE_QUERY_ENV = "YIJU_TRACE_QUERY_URL"
 DEFAULT_TIMEOUT_S = 5.0
+SPAN_FILE_MAX_MB_ENV = "YIJU_SPAN_FILE_MAX_MB"
+SPAN_FILE_KEEP_ENV = "YIJU_SPAN_FILE_KEEP"
+DEFAULT_SPAN_FILE_MAX_MB = 32.0
+DEFAULT_SPAN_FILE_KEEP = 3
 
 
 class TraceQueryError(Exception):
@@ -162,12 +173,120 @@ def spans_dir(data_dir: Path | str) -> Path:
     return Path(data_dir) / "spans"
 
 
+@dataclass(frozen=True, slots=True)
+class SpanFileLimits:
+    """How much of the local span store one service may keep (see the module docstring)."""
+
+    max_bytes: int = int(DEFAULT_SPAN_FILE_MAX_MB * 1024 * 1024)
+    keep: int = DEFAULT_SPAN_FILE_KEEP
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SpanFileLimits:
+        """``YIJU_SPAN_FILE_MAX_MB`` (a number, may be fractional) and ``YIJU_SPAN_FILE_KEEP``."""
+        env = os.environ if env is None else env
+        try:
+            max_mb = float(env.get(SPAN_FILE_MAX_MB_ENV) or DEFAULT_SPAN_FILE_MAX_MB)
+            keep = int(env.get(SPAN_FILE_KEEP_ENV) or DEFAULT_SPAN_FILE_KEEP)
+        except ValueError as exc:
+            raise ValueError(f"{SPAN_FILE_MAX_MB_ENV} / {SPAN_FILE_KEEP_ENV}: {exc}") from exc
+        if max_mb <= 0 or keep < 0:
+            raise ValueError(f"{SPAN_FILE_MAX_MB_ENV} must be > 0 and {SPAN_FILE_KEEP_ENV} >= 0")
+        return cls(max(int(max_mb * 1024 * 1024), 1), keep)
+
+
+def rotated_path(path: Path, index: int) -> Path:
+    """``spans/intent.jsonl`` -> ``spans/intent.<index>.jsonl`` (still matched by ``*.jsonl``)."""
+    return path.with_name(f"{path.stem}.{index}{path.suffix}")
+
+
+class SpanFile:
+    """An append-only span file, rotated by size and trimmed to ``keep`` rotated files.
+
+    Safe for several processes appending to the same file (a service's replicas on one machine): each
+    batch is one ``write`` on an ``O_APPEND`` descriptor, so lines never interleave; one process at a
+    time rotates (an exclusive ``flock`` on the file being rotated), and a process whose file was
+    rotated by another notices (the path names another inode) and reopens it."""
+
+    def __init__(self, path: Path, limits: SpanFileLimits | None = None) -> None:
+        self.path = path
+        self.limits = limits or SpanFileLimits.from_env()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd = self._open()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _is_current(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            return False
+
+    def _reopen(self) -> None:
+        os.close(self._fd)
+        self._fd = self._open()
+
+    def _rotate(self) -> None:
+        """NAME.jsonl -> NAME.1.jsonl, NAME.1 -> NAME.2 ..., dropping what would pass ``keep``."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            if not self._is_current():  # another process rotated it while we waited
+                return
+            keep = self.limits.keep
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(rotated_path(self.path, keep) if keep else self.path)
+            for index in range(keep - 1, 0, -1):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(rotated_path(self.path, index), rotated_path(self.path, index + 1))
+            if keep:
+                os.replace(self.path, rotated_path(self.path, 1))
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def append(self, data: bytes) -> None:
+        """Appends whole lines; rotates first when they would take the file past the size limit."""
+        if not data:
+            return
+        with self._lock:
+            if not self._is_current():
+                self._reopen()
+            size = os.fstat(self._fd).st_size
+            if size and size + len(data) > self.limits.max_bytes:
+                self._rotate()
+                self._reopen()
+            view = memoryview(data)
+            while view:  # a regular file takes it in one write; a full disk raises
+                view = view[os.write(self._fd, view) :]
+
+    def files(self) -> list[Path]:
+        """The current file and its rotated ones that exist, newest first."""
+        candidates = [self.path, *(rotated_path(self.path, i) for i in range(1, self.limits.keep + 1))]
+        return [p for p in candidates if p.exists()]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+_ROTATED = re.compile(r"^(?P<stem>.+?)(?:\.(?P<index>\d+))?$")
+
+
+def _read_order(path: Path) -> tuple[str, int]:
+    """Oldest first within a service: NAME.3, NAME.2, NAME.1, NAME (the current file)."""
+    match = _ROTATED.match(path.stem)
+    stem, index = (match["stem"], int(match["index"] or 0)) if match else (path.stem, 0)
+    return stem, -index
+
+
 def read_local(directory: Path | str, trace_id: str) -> list[Span]:
     """Every span of ``trace_id`` in ``directory/*.jsonl`` (unreadable lines are skipped)."""
     trace_id = trace_id.lower()
     needle = trace_id.encode()
     spans: list[Span] = []
-    for path in sorted(Path(directory).glob("*.jsonl")):
+    for path in sorted(Path(directory).glob("*.jsonl"), key=_read_order):
         try:
             with path.open("rb") as lines:
                 for line in lines:

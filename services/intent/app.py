@@ -20,6 +20,7 @@ from yiju.intent.orders import OrderActions
 from yiju.intent.projection import Projection
 from yiju.intent.store import OrderStore
 from yiju.intent.sweeper import install_sweeper
+from yiju.intent.watchers import OrderWatchers
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -36,16 +37,18 @@ def build() -> Service:
     assert service.publisher is not None
     store = OrderStore(service.redis)
     ingest = Ingest(service.catalog, service.redis, store, service.publisher, settings)
-    orders = OrderActions(store, service.publisher)
+    orders = OrderActions(store, service.publisher, refund_window_s=service.settings.refund_window_s)
     health = PlatformHealth(settings, service.connected)
     edge = Edge(service.redis, settings)
+    watchers = OrderWatchers.from_settings(settings)  # their own Redis pool, never the consumers'
     service.consume(ingest.intake_router())
     service.consume(Projection(store).router())
     install_sweeper(service, store)
-    pb_grpc.add_IntentServiceServicer_to_server(IntentServicer(ingest, orders, edge), service.grpc_server)
+    servicer = IntentServicer(ingest, orders, edge, watchers)
+    pb_grpc.add_IntentServiceServicer_to_server(servicer, service.grpc_server)
     service.grpc_services.append(pb.DESCRIPTOR.services_by_name["IntentService"].full_name)
 
-    app = create_app(ingest, orders, health, edge)
+    app = create_app(ingest, orders, health, edge, watchers)
     server = EmbeddedServer(
         uvicorn.Config(
             app,
@@ -72,6 +75,7 @@ def build() -> Service:
         if task is not None:
             await task
         await health.close()
+        await watchers.close()
 
     service.on_start.append(start_http)
     service.on_stop.append(stop_http)

@@ -13,11 +13,14 @@ from yiju.gen.intent.v1 import intent_pb2_grpc as pb_grpc
 from yiju.intent.edge import Edge, RateLimited
 from yiju.intent.ingest import Ingest, IngestError
 from yiju.intent.orders import OrderActions
+from yiju.intent.watchers import OrderWatchers, WatchersFull
 
 GRPC_STATUS = {
     "not_found": grpc.StatusCode.NOT_FOUND,
     "request_in_flight": grpc.StatusCode.ABORTED,
     "not_awaiting_confirmation": grpc.StatusCode.FAILED_PRECONDITION,
+    "not_refundable": grpc.StatusCode.FAILED_PRECONDITION,
+    "refund_window_closed": grpc.StatusCode.PERMISSION_DENIED,
     "idempotency_conflict": grpc.StatusCode.ALREADY_EXISTS,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
 }
@@ -50,10 +53,11 @@ async def _abort(context: grpc.aio.ServicerContext, exc: IngestError) -> None:
 class IntentServicer(pb_grpc.IntentServiceServicer):
     """Each call needs `authorization: Bearer <token>` (or `x-api-key`) metadata."""
 
-    def __init__(self, ingest: Ingest, orders: OrderActions, edge: Edge) -> None:
+    def __init__(self, ingest: Ingest, orders: OrderActions, edge: Edge, watchers: OrderWatchers) -> None:
         self.ingest = ingest
         self.orders = orders
         self.edge = edge
+        self.watchers = watchers
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal:
         metadata = dict(context.invocation_metadata() or ())
@@ -101,7 +105,13 @@ class IntentServicer(pb_grpc.IntentServiceServicer):
         except IngestError as exc:
             await _abort(context, exc)
             raise
-        async for order in self.orders.store.watch(request.order_id):
+        try:
+            lease = self.watchers.admit()
+        except WatchersFull as exc:
+            context.set_trailing_metadata((("retry-after-ms", str(exc.retry_after_s * 1000)),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"too_many_watchers: {exc}")
+            raise
+        async for order in lease.stream(request.order_id):
             if order is not None:
                 yield order_to_pb(order)
 
@@ -121,6 +131,16 @@ class IntentServicer(pb_grpc.IntentServiceServicer):
         who = await self._principal(context)
         try:
             return order_to_pb(await self.orders.cancel(request.order_id, who.user_id))
+        except IngestError as exc:
+            await _abort(context, exc)
+            raise
+
+    async def RefundOrder(
+        self, request: pb.RefundOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Order:
+        who = await self._principal(context)
+        try:
+            return order_to_pb(await self.orders.refund(request.order_id, who, request.reason))
         except IngestError as exc:
             await _abort(context, exc)
             raise

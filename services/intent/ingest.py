@@ -1,6 +1,9 @@
 """Ingest: validate a sentence, de-duplicate by the client's idempotency key, open the order, publish it.
 
-The same path serves HTTP, gRPC and intents published straight to the Kafka intake topic.
+The same path serves HTTP, gRPC and intents published straight to the Kafka intake topic. A Kafka
+intent is admitted only with a user assertion signed by a publisher's key and bound to it
+(``yiju.common.intake_assertion``); a replayed dead letter's assertion is checked as of the time it was
+dead-lettered, as vouched for by the replay tool's own key (``yiju.common.replay_assertion``).
 """
 
 from __future__ import annotations
@@ -16,17 +19,19 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 from redis.asyncio.client import Redis
 
-from yiju.common.auth import AuthError, verify_user_assertion
 from yiju.common.broker import EventPublisher
 from yiju.common.catalog import Catalog
 from yiju.common.consumer import EventContext, EventRouter, PermanentError, RetryLater
-from yiju.common.envelope import now_iso
+from yiju.common.envelope import EventMeta, now_iso
+from yiju.common.intake_assertion import IntakeAssertionError, IntakeVerifier
 from yiju.common.redis import load_script
+from yiju.common.replay_assertion import HEADER as REPLAY_HEADER
+from yiju.common.replay_assertion import ReplayAssertionError, ReplayVerifier
 from yiju.common.settings import Settings
 from yiju.common.telemetry import current_trace_id
 from yiju.common.topics import INTENT_INTAKE
 from yiju.gen.events.v1 import order_events_pb2 as ev
-from yiju.intent.store import OrderStore
+from yiju.intent.store import OrderStore, order_key
 
 MAX_TEXT_CHARS = 2000
 MAX_KEY_CHARS = 200
@@ -72,6 +77,8 @@ class Ingest:
         self.publisher = publisher
         self.settings = settings
         self._claim = load_script(redis, Path(__file__).parent / "lua" / "claim_key.lua")
+        self.assertions = IntakeVerifier.from_settings(settings)
+        self.replays = ReplayVerifier.from_settings(settings)
 
     def validate(self, user_id: str, text: str, idempotency_key: str, locale: str) -> None:
         if not text or not text.strip():
@@ -87,7 +94,18 @@ class Ingest:
         if self.catalog.user(user_id) is None:
             raise IngestError("unknown_user", f"unknown user {user_id!r}")
 
-    async def submit(self, user_id: str, text: str, idempotency_key: str = "", locale: str = "") -> Submitted:
+    async def submit(
+        self,
+        user_id: str,
+        text: str,
+        idempotency_key: str = "",
+        locale: str = "",
+        *,
+        resume_in_flight: bool = False,
+    ) -> Submitted:
+        """Opens the order (or finds the one this key opened). With resume_in_flight (the Kafka intake's
+        redelivery of a record), a claim still in flight whose order exists is finished, not refused: the
+        first attempt got as far as the order, and its IntentAccepted (same event id) is published again."""
         self.validate(user_id, text, idempotency_key, locale)
         order_id = new_order_id()
         if idempotency_key:
@@ -106,7 +124,9 @@ class Ingest:
                 raise IngestError(
                     "idempotency_conflict", "this idempotency key was used with a different request", order_id
                 )
-            if outcome == "in_flight":
+            if outcome == "in_flight" and not (
+                resume_in_flight and await self.redis.exists(order_key(order_id))
+            ):
                 raise IngestError(
                     "request_in_flight", "a request with this idempotency key is in progress", order_id
                 )
@@ -145,21 +165,37 @@ class Ingest:
             raise IngestError("not_found", "no order was created with this idempotency key")
         return order_id
 
+    def authenticate_intake(self, event: ev.IntentSubmitted, meta: EventMeta) -> None:
+        """Raises PermanentError("unauthenticated: ...") unless the intent's assertion binds it and is
+        valid now, or, for a replayed dead letter, was valid when it was dead-lettered."""
+        try:
+            at = None
+            replay = meta.headers.get(REPLAY_HEADER)
+            if replay:
+                at = self.replays.checked_at(replay, event, meta.id)
+            self.assertions.verify(
+                event.user_assertion,
+                user_id=event.user_id,
+                idempotency_key=event.idempotency_key,
+                text=event.text,
+                at=at,
+            )
+        except (IntakeAssertionError, ReplayAssertionError) as exc:
+            raise PermanentError(f"unauthenticated: {exc}") from exc
+
     def intake_router(self) -> EventRouter:
         router = EventRouter(INTENT_INTAKE)
 
         @router.on(ev.IntentSubmitted)
         async def on_submitted(event: ev.IntentSubmitted, ctx: EventContext) -> None:
-            key = event.idempotency_key or f"kafka-{ctx.meta.id}"
+            self.authenticate_intake(event, ctx.meta)
             try:
-                verify_user_assertion(event.user_assertion, event.user_id, self.settings)
-            except AuthError as exc:
-                raise PermanentError(f"unauthenticated: {exc}") from exc
-            try:
-                await self.submit(event.user_id, event.text, key, event.locale)
+                await self.submit(
+                    event.user_id, event.text, event.idempotency_key, event.locale, resume_in_flight=True
+                )
             except IngestError as exc:
-                if exc.code in ("request_in_flight",):
-                    raise  # retried by the consumer
+                if exc.code == "request_in_flight":  # claimed, its order not created yet: rewind, wait
+                    raise RetryLater(exc.message) from exc
                 if exc.code == "unavailable":
                     raise RetryLater(exc.message) from exc  # the broker: rewind, never dead-letter
                 raise PermanentError(f"{exc.code}: {exc.message}") from exc

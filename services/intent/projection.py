@@ -15,8 +15,10 @@ from yiju.intent.store import OrderStore
 S = OrderStatus
 # Section ranks: a later stage of the same section wins, whatever order events arrive in.
 PLAN_RANK = 1
-PAYMENT_RANK = {"DECLINED": 1, "AUTHORIZED": 2, "VOIDED": 3, "CAPTURED": 3}
+PAYMENT_RANK = {"DECLINED": 1, "AUTHORIZED": 2, "VOIDED": 3, "CAPTURED": 3, "REFUNDED": 4}
 FULFILMENT_RANK = 1
+FULFILMENT_CANCELLED_RANK = 2  # a refund's cancellations come after the dispatch
+MODEL_RANK = 1
 
 
 def plan_section(plan: ev.Plan) -> tuple[int, dict[str, Any]]:
@@ -43,10 +45,18 @@ def payment_section(status: str, authorized: int, captured: int) -> tuple[int, d
     return PAYMENT_RANK[status], {"status": status, "authorized_fen": authorized, "captured_fen": captured}
 
 
-def fulfilment_section(records: Any) -> tuple[int, list[dict[str, str]]]:
-    return FULFILMENT_RANK, [
-        {"sku": r.sku, "status": r.status, "provider_ref": r.provider_ref} for r in records
-    ]
+def refunded_payment_section(amount: int) -> tuple[int, dict[str, Any]]:
+    rank, section = payment_section("REFUNDED", amount, amount)
+    return rank, {**section, "refunded_fen": amount}
+
+
+def fulfilment_section(records: Any, rank: int = FULFILMENT_RANK) -> tuple[int, list[dict[str, str]]]:
+    return rank, [{"sku": r.sku, "status": r.status, "provider_ref": r.provider_ref} for r in records]
+
+
+def model_section(event: ev.ParseRequested) -> tuple[int, dict[str, Any]]:
+    """When planning asked the model and until when it waits (the sweeper leaves the order be till then)."""
+    return MODEL_RANK, {"requested_at_ms": event.requested_at_ms, "deadline_ms": event.deadline_ms}
 
 
 class Projection:
@@ -93,7 +103,31 @@ class Projection:
         r.on(ev.FulfilmentFailed)(
             lambda e, c: self._apply(c, S.FAILED, e.reason, fulfilment=fulfilment_section(e.records))
         )
+        r.on(ev.OrderRefundRequested)(self.on_refund_requested)
+        r.on(ev.ParseRequested)(
+            lambda e, c: self._apply(c, S.AWAITING_MODEL, "waiting for the model", model=model_section(e))
+        )
+        r.on(ev.PaymentRefunded)(
+            lambda e, c: self._apply(
+                c,
+                S.REFUNDED,
+                e.reason and f"refunded: {e.reason}",
+                payment=refunded_payment_section(e.amount_fen),
+            )
+        )
+        r.on(ev.FulfilmentCancelled)(
+            lambda e, c: self._apply(
+                c, None, fulfilment=fulfilment_section(e.records, FULFILMENT_CANCELLED_RANK)
+            )
+        )
         return r
+
+    async def on_refund_requested(self, event: ev.OrderRefundRequested, ctx: EventContext) -> None:
+        # Intent marked the order REFUND_PENDING when it took the request (request_refund.lua); applied
+        # with the same time, this adds no second history entry, and rebuilds the status if it was lost.
+        at = event.requested_at or ctx.meta.time or now_iso()
+        await self.store.apply(ctx.order_id, S.REFUND_PENDING, at, f"refund requested: {event.reason}")
+        ORDERS_BY_STATUS.labels(S.REFUND_PENDING).inc()
 
     async def on_accepted(self, event: ev.IntentAccepted, ctx: EventContext) -> None:
         # Normally created at ingest already; this makes the projection complete on its own.

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from redis.asyncio.client import Redis
 
-from yiju.common.orders import RANK, TERMINAL_RANK, OrderStatus, is_settled
+from yiju.common.orders import RANK, TERMINAL, OrderStatus, is_settled
 from yiju.common.redis import load_script
 
 _LUA = Path(__file__).parent / "lua"
@@ -21,6 +22,17 @@ ORDER_TTL_S = 30 * 24 * 3600
 # Kept next to the Lua calls in the same pipeline (not inside the scripts, so every script still touches
 # one hash slot only); the order hash stays the truth and the sweeper re-checks it before acting.
 OPEN_ORDERS_KEY = "orders:open"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundMark:
+    """What request_refund.lua answered: outcome new | exists | not_refundable | missing."""
+
+    outcome: str
+    status: str
+    requested_at: str
+    requested_by: str
+    reason: str
 
 
 def now_ms() -> int:
@@ -45,6 +57,7 @@ class OrderStore:
         self._create = load_script(redis, _LUA / "create_order.lua")
         self._apply = load_script(redis, _LUA / "apply_event.lua")
         self._decide = load_script(redis, _LUA / "decide.lua")
+        self._request_refund = load_script(redis, _LUA / "request_refund.lua")
 
     async def create(
         self, order_id: str, user_id: str, text: str, locale: str, at: str, trace_id: str
@@ -69,10 +82,12 @@ class OrderStore:
         args: list[Any] = [status or "", RANK[status] if status else 0, at, reason, updates_channel(order_id)]
         for name, (rank, value) in (sections or {}).items():
             args += [name, rank, orjson.dumps(value).decode()]
-        terminal = status is not None and RANK[status] >= TERMINAL_RANK
+        # Whatever it ended as, a terminal order is off the sweeper's list; REFUND_PENDING (ranked past
+        # the terminal statuses) stays on it until the money is back.
+        terminal = status is not None and status in TERMINAL
         async with self.redis.pipeline(transaction=False) as pipe:
             await self._apply(keys=[order_key(order_id), history_key(order_id)], args=args, client=pipe)
-            if terminal:  # whatever it ended as, the order is off the sweeper's list
+            if terminal:
                 pipe.zrem(OPEN_ORDERS_KEY, order_id)
             else:  # only an order still on the list moves (XX): a late event never re-opens one
                 pipe.zadd(OPEN_ORDERS_KEY, {order_id: now_ms()}, xx=True, gt=True)
@@ -105,6 +120,18 @@ class OrderStore:
     async def decide(self, order_id: str, decision: str) -> tuple[bool, str]:
         ok, detail = await self._decide(keys=[order_key(order_id)], args=[decision])
         return bool(ok), detail
+
+    async def request_refund(self, order_id: str, requested_by: str, reason: str, at: str) -> RefundMark:
+        """Marks a COMPLETED order REFUND_PENDING once (request_refund.lua); a second request, or two at
+        once, get the first one's mark back (outcome "exists")."""
+        outcome, status, marked_at, by, why = await self._request_refund(
+            keys=[order_key(order_id), history_key(order_id)],
+            args=[requested_by, reason, at, updates_channel(order_id), RANK[OrderStatus.REFUND_PENDING]],
+        )
+        if status == OrderStatus.REFUND_PENDING:  # on the sweeper's list until REFUNDED (NX: a repeat
+            # request keeps the time of the first): a lost refund event is re-driven
+            await self.redis.zadd(OPEN_ORDERS_KEY, {order_id: now_ms()}, nx=True)
+        return RefundMark(outcome, status, marked_at, by, why)
 
     async def get(self, order_id: str) -> dict[str, Any] | None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -156,6 +183,15 @@ def render(order_id: str, doc: dict[str, str], history: list[str]) -> dict[str, 
         else {"status": "NONE", "authorized_fen": 0, "captured_fen": 0}
     )
     entries = [h.split("|", 1) for h in history]
+    refund = (
+        {
+            "requested_by": doc.get("refund_requested_by", ""),
+            "requested_at": doc["refund_requested_at"],
+            "reason": doc.get("refund_reason", ""),
+        }
+        if doc.get("refund_requested_at")
+        else None
+    )
     return {
         "order_id": order_id,
         "user_id": doc.get("user_id", ""),
@@ -171,4 +207,5 @@ def render(order_id: str, doc: dict[str, str], history: list[str]) -> dict[str, 
         "history": [{"status": s, "at": at} for s, at in sorted(entries, key=lambda e: e[1])],
         "trace_id": doc.get("trace_id", ""),
         "created_at": doc.get("created_at", ""),
+        **({"refund": refund} if refund else {}),
     }

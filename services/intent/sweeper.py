@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections import Counter as Tally
@@ -135,6 +136,14 @@ def _since(history: list[str], status: str) -> int | None:
     return min(known) if known else None
 
 
+def _model_deadline_ms(doc: dict[str, str]) -> int:
+    """Until when planning waits for the model (the projection's "model" section; 0 if unknown)."""
+    try:
+        return int(json.loads(doc.get("model") or "{}").get("deadline_ms", 0))
+    except (ValueError, TypeError, AttributeError):
+        return 0
+
+
 class Sweeper:
     """Finds idle orders and resumes or compensates them (see the module docstring)."""
 
@@ -209,10 +218,10 @@ class Sweeper:
     async def pipeline_lag(self) -> int:
         """The largest backlog of a pipeline consumer group, across every replica (the cluster's view),
         or of this process's projection when the cluster guard is off. Raises when the cluster can't say."""
-        local = self.projection_lag()
         if self.group_lag is None:
-            return local
-        return max(local, *(await self.group_lag.of(PIPELINE_GROUPS)).values())
+            return self.projection_lag()
+        # The cluster's figures only: a replica's own gauges can be stale for partitions it has lost.
+        return max((await self.group_lag.of(PIPELINE_GROUPS)).values())
 
     async def pipeline_settled(self, done: Tally[str]) -> bool:
         """True once the pipeline has been caught up (and the broker reachable) for the settle time."""
@@ -256,11 +265,19 @@ class Sweeper:
             await self.store.forget(order_id)
             return "forgotten"
         status = doc.get("status", "")
+        if status == S.REFUND_PENDING:  # the money must come back: re-driven with backoff, never cancelled
+            return await self._refund_stuck(order_id, doc, now)
         if int(doc.get("rank", 0)) >= TERMINAL_RANK or status not in RANK:
             await self.store.forget(order_id)
             return "closed"
         if status == S.AWAITING_CONFIRMATION and doc.get("decision") != "confirmed":
             return await self._expire(order_id, doc, history, now)
+        if status == S.AWAITING_MODEL:  # never judged before the model deadline (+ after_s of margin)
+            deadline = _model_deadline_ms(doc)
+            if now < deadline + int(self.config.after_s * 1000):
+                await self.store.touch(order_id, deadline)
+                return "awaiting_model"
+            status = S.ACCEPTED  # planning should have ended it at the deadline: resumed like ACCEPTED
         step = CONFIRMED if status == S.AWAITING_CONFIRMATION else status
         attempts = await self._attempts(order_id, step)
         if attempts < self.config.redrives and await self._redrive(order_id, step, doc, attempts + 1):
@@ -269,6 +286,26 @@ class Sweeper:
             log.warning("order re-driven", extra={"order_id": order_id, "status": step, "n": attempts + 1})
             return "redriven"
         return await self._compensate(order_id, step, doc, now, attempts + 1)
+
+    async def _refund_stuck(self, order_id: str, doc: dict[str, str], now: int) -> str:
+        """A refund asked for and not done: OrderRefundRequested again (payment refunds once per order,
+        fulfilment remembers its cancellations), with the same backoff as a missing capture."""
+        step = S.REFUND_PENDING
+        n = await self._attempts(order_id, step) + 1
+        await self._publish(
+            ev.OrderRefundRequested(
+                order_id=order_id,
+                user_id=doc["user_id"],
+                requested_by=doc.get("refund_requested_by", ""),
+                reason=doc.get("refund_reason", ""),
+                requested_at=doc.get("refund_requested_at", ""),
+            ),
+            redrive=n,
+        )
+        await self._note(order_id, step, n)
+        await self.store.touch(order_id, now + int(self.config.after_s * 1000) * 2 ** min(n - 1, 6))
+        log.warning("refund re-driven", extra={"order_id": order_id, "n": n})
+        return "refund_redriven"
 
     async def _expire(self, order_id: str, doc: dict[str, str], history: list[str], now: int) -> str:
         decision = await self.planning.get(order_id)

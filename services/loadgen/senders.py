@@ -291,7 +291,7 @@ class KafkaSender:
             text=item.text,
             idempotency_key=item.key,
             locale=item.locale,
-            user_assertion=self.credentials.assertion(item.user_id),
+            user_assertion=self.credentials.assertion(item.user_id, item.key, item.text),
         )
         headers = build_headers(BY_MESSAGE[ev.IntentSubmitted], item.key, "yiju/loadgen")
         future = await self._producer.send(

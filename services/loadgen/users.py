@@ -2,18 +2,19 @@
 
 Synthetic users (`load-u-000001` ...) exist on the platform only when its services run with
 YIJU_SYNTHETIC_USERS >= the number used (see yiju.common.catalog.synthetic_users). Bearer tokens (HTTP,
-gRPC) and user assertions (Kafka intake) are minted locally with the platform's HS256 secret and
-reused: a token for the whole run, an assertion until half its lifetime has passed.
+gRPC) are minted locally with the platform's HS256 secret and reused for the whole run. Kafka intake
+assertions are bound to one intent each, so every intent gets its own, signed with the intake signing
+key (YIJU_INTAKE_SIGNING_KEY_FILE, or the local platform's under YIJU_DATA_DIR) as a client team would.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 
-from yiju.common.auth import issue_token, issue_user_assertion
+from yiju.common.auth import issue_token
 from yiju.common.catalog import synthetic_user_id
+from yiju.common.intake_assertion import IntakeSigner
 from yiju.common.settings import Settings
 
 ASSERTION_TTL_S = 300
@@ -48,33 +49,32 @@ class UserPool:
 
 
 class Credentials:
-    """Bearer tokens and Kafka user assertions for any user, signed with the platform's secret."""
+    """Bearer tokens for any user (the platform's secret), and Kafka intake assertions (the intake key)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings.model_copy(update={"jwt_secret": jwt_secret(settings)})
+        self.settings = settings
         self._tokens: dict[str, str] = {}
-        self._assertions: dict[str, tuple[float, str]] = {}
+        self._signer: IntakeSigner | None = None
 
     def prime(self, user_ids: list[str], *, assertions: bool) -> None:
-        """Mints every user's token (or Kafka assertion) up front, so signing is not measured as load."""
+        """Mints every user's token up front (or loads the intake signing key), so that is not measured
+        as load. An intake assertion binds one intent: it is signed as the intent is sent."""
+        if assertions:
+            self._signer = IntakeSigner.from_settings(self.settings)
+            return
         for user_id in user_ids:
-            if assertions:
-                self.assertion(user_id)
-            else:
-                self.token(user_id)
+            self.token(user_id)
 
     def token(self, user_id: str) -> str:
         token = self._tokens.get(user_id)
         if token is None:
+            if not self.settings.jwt_secret:
+                self.settings = self.settings.model_copy(update={"jwt_secret": jwt_secret(self.settings)})
             token = self._tokens[user_id] = issue_token(user_id, self.settings, ttl_s=24 * 3600)
         return token
 
-    def assertion(self, user_id: str) -> str:
-        now = time.monotonic()
-        held = self._assertions.get(user_id)
-        if held is None or now - held[0] > ASSERTION_TTL_S / 2:
-            held = self._assertions[user_id] = (
-                now,
-                issue_user_assertion(user_id, self.settings, ttl_s=ASSERTION_TTL_S),
-            )
-        return held[1]
+    def assertion(self, user_id: str, idempotency_key: str, text: str) -> str:
+        """The intake assertion of one intent."""
+        if self._signer is None:
+            self._signer = IntakeSigner.from_settings(self.settings)
+        return self._signer.sign(user_id, idempotency_key, text, ttl_s=ASSERTION_TTL_S)

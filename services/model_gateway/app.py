@@ -10,6 +10,7 @@ from yiju.gen.gateway.v1 import gateway_pb2 as pb
 from yiju.gen.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from yiju.model_gateway.assemble import assemble
 from yiju.model_gateway.config import GatewaySettings
+from yiju.model_gateway.kafka_worker import WorkerSettings, install_worker
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,12 @@ def _preload(name: str, load: Callable[[], Awaitable[None]]) -> Callable[[], Awa
 
 
 def build() -> Service:
-    service = Service("model_gateway", grpc_port_setting="gateway_port", uses_kafka=False)
+    worker = WorkerSettings()
+    service = Service("model_gateway", grpc_port_setting="gateway_port", uses_kafka=worker.kafka_worker)
     settings = GatewaySettings()
     assembly = assemble(settings, service.catalog, service.redis)
+    if worker.kafka_worker:  # planning's asynchronous model path (ParseRequested -> ParseCompleted)
+        install_worker(service, assembly.pipeline.parse_one, worker)
     pb_grpc.add_ModelGatewayServiceServicer_to_server(assembly.servicer(), service.grpc_server)
     service.grpc_services.append(pb.DESCRIPTOR.services_by_name["ModelGatewayService"].full_name)
     for backend in assembly.backends:

@@ -50,9 +50,10 @@ def assemble(
     redis: Redis,
     *,
     backends: Sequence[Backend] | None = None,
-    single_flight: bool = True,
+    single_flight: bool | None = None,
 ) -> Assembly:
-    """`backends` replaces YIJU_GATEWAY_BACKENDS (tests pass fakes or pre-built backends)."""
+    """`backends` replaces YIJU_GATEWAY_BACKENDS (tests pass fakes or pre-built backends);
+    `single_flight` replaces YIJU_GATEWAY_SINGLE_FLIGHT."""
     chain = (
         list(backends)
         if backends is not None
@@ -83,7 +84,7 @@ def assemble(
         cache=cache,
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
-        single_flight=single_flight,
+        single_flight=settings.single_flight if single_flight is None else single_flight,
     )
     store = RedisBuckets(redis) if settings.rate_limit_store == "redis" else LocalBuckets()
     limiter = TenantLimiter(

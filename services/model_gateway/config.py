@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from yiju.model_gateway.turns import TurnBudget
+
 
 class OpenAISettings(BaseSettings):
     """Any OpenAI-compatible chat-completions server: vLLM, SGLang, Ollama, Model Studio, ..."""
@@ -54,10 +56,17 @@ class GatewaySettings(BaseSettings):
     timeout_s: float = 5.0  # per backend call, unless timeouts names the backend
     timeouts: dict[str, float] = Field(default_factory=dict)  # {"openai": 3, "transformers": 20}
     invalid_retries: int = 1  # invalid model output is retried this often before falling back
+    # Tool-calling turns (yiju.model_gateway.turns): model calls per sentence, the answer included
+    # (1: no read-only tools, answer at once), and prompt + completion tokens per sentence.
+    max_turns: int = Field(default=4, ge=1, le=8)
+    max_sentence_tokens: int = Field(default=8000, ge=1)
 
     max_batch: int = 32
     max_wait_ms: float = 5.0
 
+    # Identical sentences in flight at once share one model conversation (false: each its own call,
+    # e.g. to benchmark a model with every sentence reaching it).
+    single_flight: bool = True
     cache_ttl_s: int = 600  # 0: no cache
     cache_fallback_ttl_s: int = 30  # answers of a fallback backend are kept this long only
 
@@ -75,6 +84,10 @@ class GatewaySettings(BaseSettings):
     @property
     def backend_names(self) -> list[str]:
         return [name.strip() for name in self.backends.split(",") if name.strip()]
+
+    @property
+    def turn_budget(self) -> TurnBudget:
+        return TurnBudget(max_turns=self.max_turns, max_tokens=self.max_sentence_tokens)
 
     def timeout_for(self, backend: str) -> float:
         return float(self.timeouts.get(backend, self.timeout_s))

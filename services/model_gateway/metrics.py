@@ -49,3 +49,14 @@ BREAKER_STATE = Gauge(
     "Circuit breaker per model backend: 0 closed, 1 open, 2 half-open",
     ["backend"],
 )
+TURNS = Histogram(
+    "yiju_gateway_model_turns",
+    "Model calls per sentence (tool-calling turns included)",
+    ["backend"],
+    buckets=(1, 2, 3, 4, 5, 6, 8),
+)
+TOOL_CALLS = Counter(
+    "yiju_gateway_tool_calls_total",
+    "Read-only tool calls a model made, by tool and outcome (ok, refused)",
+    ["tool", "outcome"],
+)

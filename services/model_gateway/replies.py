@@ -125,6 +125,25 @@ def parse_structured(doc: Any) -> ParseResult:
     return result
 
 
+def message_calls(message: Any) -> list[Call]:
+    """Tools mode: every tool call of a chat message, read-only ones included (OpenAI `tool_calls`,
+    or Qwen's text forms in `content`); [] when it calls none. Arguments are not validated here."""
+    if not isinstance(message, dict):
+        raise InvalidModelOutput("the reply has no message")
+    if message.get("tool_calls"):
+        return openai_tool_calls(message["tool_calls"])
+    content = message.get("content") or ""
+    if not isinstance(content, str):
+        raise InvalidModelOutput("message content must be text")
+    body = strip_reasoning(content)
+    calls = text_tool_calls(body)
+    if not calls and body.startswith("{"):
+        doc = _json(body, "reply")
+        if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+            calls = [_call_from_json(doc)]
+    return calls
+
+
 def parse_chat_message(message: Any, mode: str = "tools") -> ParseResult:
     """`choices[0].message` of a chat completion."""
     if not isinstance(message, dict):

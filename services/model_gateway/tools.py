@@ -1,8 +1,14 @@
-"""The tool schema, defined once: what a model may say a sentence asks for.
+"""The tool schema, defined once: what a model may say a sentence asks for, and what it may look up.
 
 Every backend answers in these terms; the same definitions feed the model (OpenAI tool
 definitions, JSON schema for constrained output) and validate what comes back. A tool call
 names products, quantities, places and times only: never a price, a total or a payer.
+
+Two kinds of tools:
+- action tools (order_item, book_ride, book_rail, book_hotel): the answer;
+- read-only tools (search_catalog, saved_places, quote_plan): what a model may look up over
+  several turns before it answers (run by yiju.model_gateway.toolbox). Their arguments are
+  validated here too: a quote takes the same actions as the answer, so no price, total or payer.
 """
 
 from __future__ import annotations
@@ -18,6 +24,13 @@ BOOK_RIDE = "book_ride"
 BOOK_RAIL = "book_rail"
 BOOK_HOTEL = "book_hotel"
 TOOL_NAMES = (ORDER_ITEM, BOOK_RIDE, BOOK_RAIL, BOOK_HOTEL)
+
+SEARCH_CATALOG = "search_catalog"
+SAVED_PLACES = "saved_places"
+QUOTE_PLAN = "quote_plan"
+READ_ONLY_TOOL_NAMES = (SEARCH_CATALOG, SAVED_PLACES, QUOTE_PLAN)
+MAX_SEARCH_RESULTS = 10
+MAX_QUERY_CHARS = 100
 
 
 class InvalidModelOutput(ValueError):
@@ -48,6 +61,9 @@ class ParseRequest:
     tenant_id: str = ""
     user_id: str = ""
     address_labels: tuple[str, ...] = ()
+    # The order it is for (the Kafka path): sent to a model server as a request header (ORDER_ID_HEADER),
+    # never in the prompt, and not part of the cache key.
+    order_id: str = ""
 
 
 @dataclass(slots=True)
@@ -112,8 +128,46 @@ TOOL_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-def openai_tools() -> list[dict[str, Any]]:
-    """Tool definitions for chat completions (`tools=`)."""
+def _action_variants() -> list[dict[str, Any]]:
+    """One JSON-schema object per action tool, with its name in "tool"."""
+    return [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": name}, **spec["properties"]},
+            "required": ["tool", *spec["required"]],
+            "additionalProperties": False,
+        }
+        for name, spec in TOOL_PARAMETERS.items()
+    ]
+
+
+READ_ONLY_TOOL_PARAMETERS: dict[str, dict[str, Any]] = {
+    SEARCH_CATALOG: {
+        "description": "Find catalog products whose name matches a query: ids and names, no prices.",
+        "properties": {
+            "query": {"type": "string", "maxLength": MAX_QUERY_CHARS, "description": "Words to look for."},
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_RESULTS},
+        },
+        "required": ["query"],
+    },
+    SAVED_PLACES: {
+        "description": "The labels of the customer's saved places (home, office, ...).",
+        "properties": {},
+        "required": [],
+    },
+    QUOTE_PLAN: {
+        "description": "Price a candidate plan from the catalog before answering. Takes the same "
+        "actions as the answer (tool and arguments); prices come from the catalog only.",
+        "properties": {
+            "actions": {"type": "array", "minItems": 1, "maxItems": MAX_ACTIONS, "items": {"anyOf": []}},
+        },
+        "required": ["actions"],
+    },
+}
+READ_ONLY_TOOL_PARAMETERS[QUOTE_PLAN]["properties"]["actions"]["items"]["anyOf"] = _action_variants()
+
+
+def _function_tools(parameters: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             "type": "function",
@@ -128,21 +182,23 @@ def openai_tools() -> list[dict[str, Any]]:
                 },
             },
         }
-        for name, spec in TOOL_PARAMETERS.items()
+        for name, spec in parameters.items()
     ]
+
+
+def openai_tools() -> list[dict[str, Any]]:
+    """Action tool definitions for chat completions (`tools=`)."""
+    return _function_tools(TOOL_PARAMETERS)
+
+
+def openai_read_only_tools() -> list[dict[str, Any]]:
+    """Read-only tool definitions, offered on the turns before the last one."""
+    return _function_tools(READ_ONLY_TOOL_PARAMETERS)
 
 
 def actions_json_schema() -> dict[str, Any]:
     """JSON schema for constrained output (`response_format={"type": "json_schema", ...}`)."""
-    variants = [
-        {
-            "type": "object",
-            "properties": {"tool": {"const": name}, **spec["properties"]},
-            "required": ["tool", *spec["required"]],
-            "additionalProperties": False,
-        }
-        for name, spec in TOOL_PARAMETERS.items()
-    ]
+    variants = _action_variants()
     return {
         "type": "object",
         "properties": {
@@ -216,3 +272,34 @@ def validate_answer(payload: Any) -> ParseResult:
     if not isinstance(clarification, str):
         raise InvalidModelOutput("clarification must be a string")
     return ParseResult(actions=actions, clarification=clarification)
+
+
+def validate_read_only_call(tool: str, arguments: Any) -> dict[str, Any]:
+    """Checks a read-only tool call against its schema; returns the arguments as the tool takes them
+    (`quote_plan`: {"actions": [Action, ...]}). Raises InvalidModelOutput: unknown arguments such
+    as a price, a total or a payer are refused, as in the answer."""
+    spec = READ_ONLY_TOOL_PARAMETERS.get(tool)
+    if spec is None:
+        raise InvalidModelOutput(f"unknown read-only tool {tool!r}")
+    if not isinstance(arguments, dict):
+        raise InvalidModelOutput(f"{tool}: arguments must be an object")
+    unknown = set(arguments) - set(spec["properties"])
+    if unknown:
+        raise InvalidModelOutput(f"{tool}: unexpected arguments {sorted(unknown)}")
+    if tool == SEARCH_CATALOG:
+        query = arguments.get("query")
+        if not isinstance(query, str) or not query.strip() or len(query) > MAX_QUERY_CHARS:
+            raise InvalidModelOutput(f"{tool}.query must be a string of 1 to {MAX_QUERY_CHARS} characters")
+        limit = arguments.get("limit", 5)
+        return {"query": query.strip(), "limit": _int(limit, "limit", 1, MAX_SEARCH_RESULTS)}
+    if tool == QUOTE_PLAN:
+        items = arguments.get("actions")
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_ACTIONS:
+            raise InvalidModelOutput(f"{tool}.actions must be a list of 1 to {MAX_ACTIONS} actions")
+        actions = []
+        for item in items:
+            if not isinstance(item, dict):
+                raise InvalidModelOutput(f"{tool}: each action must be an object")
+            actions.append(validate_action(str(item.get("tool", "")), item))
+        return {"actions": actions}
+    return {}

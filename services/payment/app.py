@@ -9,7 +9,12 @@ from yiju.payment.wallet import Wallets
 
 def build() -> Service:
     service = Service("payment", grpc_port_setting="payment_port")
-    wallets = Wallets(service.redis)
+    settings = service.settings
+    wallets = Wallets(
+        service.redis,
+        ledger_maxlen=settings.wallet_ledger_maxlen,
+        record_ttl_s=settings.payment_record_ttl_s,
+    )
     service.consume(Payments(service.catalog, wallets, service.settings.catalog_dir).router())
 
     async def open_accounts() -> None:

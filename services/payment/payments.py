@@ -1,4 +1,5 @@
-"""Payment: authorize a plan against the payer's wallet, capture after fulfilment, void on failure."""
+"""Payment: authorize a plan against the payer's wallet, capture after fulfilment, void on failure,
+refund a captured order when its refund is requested (at most once each, keyed by order id)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 from pathlib import Path
 
 from yiju.common.catalog import Catalog
-from yiju.common.consumer import EventContext, EventRouter
+from yiju.common.consumer import EventContext, EventRouter, PermanentError
 from yiju.common.mandates import mandate_for
 from yiju.common.topics import PAYMENT
 from yiju.gen.events.v1 import order_events_pb2 as ev
@@ -67,6 +68,7 @@ class Payments:
         router.on(ev.PlanCreated)(self.on_plan_created)
         router.on(ev.FulfilmentCompleted)(self.on_fulfilment_completed)
         router.on(ev.FulfilmentFailed)(self.on_fulfilment_failed)
+        router.on(ev.OrderRefundRequested)(self.on_refund_requested)
         return router
 
     async def on_plan_created(self, event: ev.PlanCreated, ctx: EventContext) -> None:
@@ -131,7 +133,7 @@ class Payments:
 
     async def on_fulfilment_failed(self, event: ev.FulfilmentFailed, ctx: EventContext) -> None:
         movement = await self.wallets.void(event.user_id, event.order_id)
-        if movement.status in ("VOIDED", "REFUNDED"):
+        if movement.status == "VOIDED":  # a void never undoes a capture: only a refund does
             ctx.emit(
                 ev.PaymentVoided(
                     order_id=event.order_id,
@@ -143,3 +145,23 @@ class Payments:
             )
         else:
             log.error("void refused", extra={"order_id": event.order_id, "payment_status": movement.status})
+
+    async def on_refund_requested(self, event: ev.OrderRefundRequested, ctx: EventContext) -> None:
+        """Returns the captured amount to the wallet, once (settle.lua, CAPTURED -> REFUNDED); a repeat
+        answers the same event. A payment that was never captured, or whose record is gone, cannot be
+        refunded: the request is dead-lettered with the reason, for an operator."""
+        movement = await self.wallets.refund(event.user_id, event.order_id)
+        if movement.status != "REFUNDED":
+            raise PermanentError(
+                f"order {event.order_id}: payment is {movement.status}, only a captured payment is refunded"
+            )
+        ctx.emit(
+            ev.PaymentRefunded(
+                order_id=event.order_id,
+                user_id=event.user_id,
+                amount_fen=movement.amount_fen,
+                authorization_id=f"auth-{event.order_id}",
+                reason=event.reason,
+            ),
+            event.order_id,
+        )

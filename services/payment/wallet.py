@@ -1,6 +1,8 @@
 """The built-in wallet ledger in Redis. Every money movement is keyed by order id and happens once.
 
-Keys carry the user's hash tag, so each script touches one Redis Cluster slot.
+Keys carry the user's hash tag, so each script touches one Redis Cluster slot. Bounded: the ledger
+stream is trimmed to about `ledger_maxlen` entries (each entry carries the wallet's totals after it, so
+what is kept still proves the wallet), and a payment record expires `record_ttl_s` after it settles.
 """
 
 from __future__ import annotations
@@ -37,9 +39,16 @@ class Movement:
     authorization_id: str = ""
 
 
+MONEY_FIELDS = ("opening", "balance", "held", "spent")
+
+
 class Wallets:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self, redis: Redis, *, ledger_maxlen: int = 10_000, record_ttl_s: int = 30 * 24 * 3600
+    ) -> None:
         self.redis = redis
+        self.ledger_maxlen = ledger_maxlen
+        self.record_ttl_s = record_ttl_s
         self._authorize = load_script(redis, _LUA / "authorize.lua")
         self._settle = load_script(redis, _LUA / "settle.lua")
 
@@ -66,17 +75,36 @@ class Wallets:
     ) -> Movement:
         status, amount, auth_id = await self._authorize(
             keys=[*self._keys(user_id, order_id), daily_key(user_id, spend_day())],
-            args=[amount_fen, order_id, user_id, f"auth-{order_id}", per_day_limit_fen],
+            args=[
+                amount_fen,
+                order_id,
+                user_id,
+                f"auth-{order_id}",
+                per_day_limit_fen,
+                self.ledger_maxlen,
+                self.record_ttl_s,
+            ],
         )
         return Movement(status, int(amount), auth_id)
 
-    async def capture(self, user_id: str, order_id: str) -> Movement:
-        status, amount = await self._settle(keys=self._keys(user_id, order_id), args=["CAPTURED", order_id])
+    async def _move(self, user_id: str, order_id: str, target: str) -> Movement:
+        status, amount = await self._settle(
+            keys=self._keys(user_id, order_id),
+            args=[target, order_id, self.ledger_maxlen, self.record_ttl_s],
+        )
         return Movement(status, int(amount))
+
+    async def capture(self, user_id: str, order_id: str) -> Movement:
+        return await self._move(user_id, order_id, "CAPTURED")
 
     async def void(self, user_id: str, order_id: str) -> Movement:
-        status, amount = await self._settle(keys=self._keys(user_id, order_id), args=["VOIDED", order_id])
-        return Movement(status, int(amount))
+        return await self._move(user_id, order_id, "VOIDED")
+
+    async def refund(self, user_id: str, order_id: str) -> Movement:
+        """CAPTURED -> REFUNDED once: the captured amount back to the balance (settle.lua)."""
+        return await self._move(user_id, order_id, "REFUNDED")
 
     async def balance(self, user_id: str) -> dict[str, int]:
-        return {k: int(v) for k, v in (await self.redis.hgetall(wallet_key(user_id))).items()}
+        """The wallet's money fields (opening, balance, held, spent) that it has."""
+        stored = await self.redis.hgetall(wallet_key(user_id))
+        return {k: int(v) for k, v in stored.items() if k in MONEY_FIELDS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
+from typing import Protocol
 
 import grpc
 
@@ -18,6 +19,7 @@ from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.gen.gateway.v1 import gateway_pb2 as gw
 from yiju.gen.gateway.v1 import gateway_pb2_grpc as gw_grpc
 from yiju.model_gateway.convert import result_from_pb
+from yiju.model_gateway.tools import ParseResult
 from yiju.planning import policy
 from yiju.planning.gateway_client import BatchingGatewayClient
 from yiju.planning.pricing import CatalogIndex, OverLimit, Unresolvable, price_lines
@@ -38,6 +40,12 @@ def _epoch_ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+class ModelPathProtocol(Protocol):
+    async def ask(self, event: ev.IntentAccepted, user: User, ctx: EventContext) -> None: ...
+
+    async def on_parse_completed(self, event: ev.ParseCompleted, ctx: EventContext) -> None: ...
+
+
 class Planner:
     def __init__(
         self,
@@ -55,6 +63,10 @@ class Planner:
         self.decisions = decisions
         self.redis = decisions.redis
         self.settings = settings
+        # Set by the app: the Kafka model path (ask, then plan on ParseCompleted or at the deadline);
+        # model_path only when it is the configured way of asking (YIJU_PLANNING_MODEL_PATH=kafka).
+        self.model_waits: ModelPathProtocol | None = None
+        self.model_path: ModelPathProtocol | None = None
 
     def router(self) -> EventRouter:
         router = EventRouter(PLANNING)
@@ -63,6 +75,7 @@ class Planner:
         router.on(ev.OrderCancelled)(self.on_money_released)
         router.on(ev.PaymentDeclined)(self.on_money_released)
         router.on(ev.PaymentVoided)(self.on_money_released)
+        router.on(ev.ParseCompleted)(self.on_parse_completed)
         return router
 
     async def on_intent_accepted(self, event: ev.IntentAccepted, ctx: EventContext) -> None:
@@ -70,8 +83,20 @@ class Planner:
         if isinstance(decision, ev.OrderCancelled):
             return  # cancelled (by the sweeper) before it was planned: nothing to plan, nothing reserved
         if decision is None:
+            user = self.catalog.user(event.user_id)
+            if self.model_path is not None and user is not None:
+                await self.model_path.ask(event, user, ctx)  # the answer comes as ParseCompleted
+                return
             decision = await self.decisions.remember(event.order_id, await self.decide(event))
         ctx.emit(decision, event.order_id)
+
+    async def on_parse_completed(self, event: ev.ParseCompleted, ctx: EventContext) -> None:
+        if self.model_waits is None:
+            log.warning(
+                "model answer for a planner without the Kafka model path", extra={"order_id": event.order_id}
+            )
+            return
+        await self.model_waits.on_parse_completed(event, ctx)
 
     async def on_order_confirmed(self, event: ev.OrderConfirmed, ctx: EventContext) -> None:
         decision = await self.decisions.get(event.order_id)
@@ -134,7 +159,14 @@ class Planner:
             return ev.PlanRejected(
                 order_id=order_id, user_id=user_id, code="unknown_user", reason=f"unknown user {user_id}"
             )
-        parsed = result_from_pb(await self._parse(event, user))
+        return await self.plan_from(order_id, user, result_from_pb(await self._parse(event, user)))
+
+    async def plan_from(
+        self, order_id: str, user: User, parsed: ParseResult
+    ) -> ev.PlanCreated | ev.PlanRejected | ev.PlanNeedsClarification | ev.PlanAwaitingConfirmation:
+        """The plan for the model's (or the rules backend's) actions: priced from the catalog, the subsidy
+        reserved (once per order), the user's mandate applied. The payer is always the user's wallet."""
+        user_id = user.id
         if parsed.needs_clarification:
             return ev.PlanNeedsClarification(
                 order_id=order_id,

@@ -78,6 +78,11 @@ def cancel(order_id: str) -> Call:
     return Call("POST", _order_path(order_id, "/cancel"), idempotent=False)
 
 
+def refund(order_id: str, reason: str | None = None) -> Call:
+    """``POST /v1/orders/{id}/refund``: asking again answers the same, so a resend is safe."""
+    return Call("POST", _order_path(order_id, "/refund"), json={"reason": reason} if reason else None)
+
+
 def health() -> Call:
     return Call("GET", HEALTH_PATH, retry=False)
 

@@ -89,6 +89,10 @@ class AsyncYijuClient(BaseClient):
         """Cancel an order that is AWAITING_CONFIRMATION (else :class:`~yiju.sdk.errors.Conflict`)."""
         return _protocol.parse_order(await self._send(_protocol.cancel(order_id)))
 
+    async def refund(self, order_id: str, reason: str | None = None) -> Order:
+        """Refund a COMPLETED order in full (see :meth:`yiju.sdk.YijuClient.refund`)."""
+        return _protocol.parse_order(await self._send(_protocol.refund(order_id, reason)))
+
     async def health(self) -> dict[str, Any]:
         """``GET /healthz`` as a dict (raises for a non-2xx answer)."""
         return _protocol.parse_health(await self._send(_protocol.health()))

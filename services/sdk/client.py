@@ -94,6 +94,12 @@ class YijuClient(BaseClient):
         """Cancel an order that is AWAITING_CONFIRMATION (else :class:`~yiju.sdk.errors.Conflict`)."""
         return _protocol.parse_order(self._send(_protocol.cancel(order_id)))
 
+    def refund(self, order_id: str, reason: str | None = None) -> Order:
+        """Refund a COMPLETED order in full (its owner within the refund window, or an operator): the
+        order answers REFUND_PENDING, then becomes REFUNDED (``wait_for_order(..., until={"REFUNDED"})``).
+        :class:`~yiju.sdk.errors.Conflict` for an order that did not complete."""
+        return _protocol.parse_order(self._send(_protocol.refund(order_id, reason)))
+
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` as a dict (raises for a non-2xx answer)."""
         return _protocol.parse_health(self._send(_protocol.health()))

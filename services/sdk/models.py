@@ -29,6 +29,8 @@ class OrderStatus(StrEnum):
     PAYMENT_DECLINED = "PAYMENT_DECLINED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    REFUND_PENDING = "REFUND_PENDING"
+    REFUNDED = "REFUNDED"
 
 
 SUCCESS_STATUSES: frozenset[str] = frozenset({OrderStatus.COMPLETED})
@@ -41,7 +43,9 @@ FAILURE_STATUSES: frozenset[str] = frozenset(
         OrderStatus.CANCELLED,
     }
 )
-TERMINAL_STATUSES: frozenset[str] = SUCCESS_STATUSES | FAILURE_STATUSES
+REFUNDED_STATUSES: frozenset[str] = frozenset({OrderStatus.REFUNDED})
+"""After COMPLETED, a refund: REFUND_PENDING (not terminal) then REFUNDED (terminal, not a failure)."""
+TERMINAL_STATUSES: frozenset[str] = SUCCESS_STATUSES | FAILURE_STATUSES | REFUNDED_STATUSES
 WAITING_STATUSES: frozenset[str] = frozenset({OrderStatus.AWAITING_CONFIRMATION})
 SETTLED_STATUSES: frozenset[str] = TERMINAL_STATUSES | WAITING_STATUSES
 """Terminal or waiting: where an order stops moving on its own (the default for ``wait_for_order``)."""
@@ -123,6 +127,7 @@ class Payment:
     status: str
     authorized_fen: int
     captured_fen: int
+    refunded_fen: int = 0
     raw: JSON = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -131,6 +136,7 @@ class Payment:
             status=_str(data.get("status")),
             authorized_fen=_int(data.get("authorized_fen")),
             captured_fen=_int(data.get("captured_fen")),
+            refunded_fen=_int(data.get("refunded_fen")),
             raw=dict(data),
         )
 

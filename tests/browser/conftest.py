@@ -49,7 +49,14 @@ async def platform(
     tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
 ) -> AsyncIterator[LocalPlatform]:
     data_dir: Path = tmp_path_factory.mktemp("browser-platform")
-    plat = platform_on(shared_kafka, data_dir, extra_env={"YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU})
+    plat = platform_on(
+        shared_kafka,
+        data_dir,
+        extra_env={
+            "YIJU_FULFILMENT_FAIL_SKUS": FAILING_SKU,
+            "YIJU_DEMO_TOKENS": "1",  # the console's demo tokens, as `make run` turns them on
+        },
+    )
     try:
         await plat.start(ready_timeout=90)
         yield plat

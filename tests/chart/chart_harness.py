@@ -34,6 +34,7 @@ CONSUMER_GROUPS = {
     "yiju-planning": "planning",
     "yiju-payment": "payment",
     "yiju-fulfilment": "fulfilment",
+    "yiju-model-gateway": "model-gateway",
 }
 POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 
@@ -48,6 +49,7 @@ VARIANTS = {
         "keda.cpuUtilization=80",
         "vllm.enabled=true",
         "otel.collector.enabled=true",
+        "otel.tailSampling.enabled=true",
         "grpcTls.enabled=true",
         "grpcTls.secretName=yiju-grpc-tls",
         "catalog.existingConfigMap=yiju-catalog",

@@ -15,12 +15,13 @@ EVENT_TOPICS = {
     "yiju.plan.needs_clarification.v1", "yiju.plan.awaiting_confirmation.v1", "yiju.order.confirmed.v1",
     "yiju.order.cancelled.v1", "yiju.payment.authorized.v1", "yiju.payment.declined.v1",
     "yiju.payment.captured.v1", "yiju.payment.voided.v1", "yiju.fulfilment.completed.v1",
-    "yiju.fulfilment.failed.v1",
+    "yiju.fulfilment.failed.v1", "yiju.order.refund_requested.v1", "yiju.payment.refunded.v1",
+    "yiju.fulfilment.cancelled.v1", "yiju.parse.requested.v1", "yiju.parse.completed.v1",
 }  # fmt: skip
 DLQ_TOPICS = {f"yiju.dlq.{group}.v1" for group in CONSUMER_GROUPS}
 SINGLE_TOPIC_GROUPS = {
     "yiju-intent-intake": "yiju.intent.submitted.v1",
-    "yiju-fulfilment": "yiju.payment.authorized.v1",
+    "yiju-model-gateway": "yiju.parse.requested.v1",
 }
 GRPC_PORTS = {
     "intent": 50051,
@@ -82,15 +83,18 @@ def test_prod_keda_authenticates_like_the_services(prod: Rendered) -> None:
     assert keda_secret[params["username"]["key"]] == "yiju"
     assert (params["password"]["name"], params["password"]["key"]) == ("yiju-kafka-user", "password")
     assert (params["ca"]["name"], params["ca"]["key"]) == ("yiju-kafka-cluster-ca-cert", "ca.crt")
-    env = prod.env(prod.service_deployment("payment"))
-    assert env["YIJU_KAFKA_SASL_PASSWORD"] == ("secret", "yiju-kafka-user", "password")
+    env = prod.env(prod.service_deployment("payment"))  # the services log in as themselves
+    assert env["YIJU_KAFKA_SASL_USERNAME"] == "yiju-payment"
+    assert env["YIJU_KAFKA_SASL_PASSWORD"] == ("secret", "yiju-payment", "password")
 
 
-def test_prod_model_gateway_scales_on_cpu(prod: Rendered) -> None:
-    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in prod.of_kind("HorizontalPodAutoscaler")}
-    assert set(hpas) == {prod.name("model-gateway")}
-    (metric,) = hpas[prod.name("model-gateway")]["spec"]["metrics"]
-    assert metric["resource"]["name"] == "cpu"
+def test_prod_model_gateway_scales_on_its_model_backlog(prod: Rendered) -> None:
+    assert not prod.of_kind("HorizontalPodAutoscaler")  # every service, the gateway too, is on KEDA
+    so = prod.get("ScaledObject", prod.name("model-gateway"))
+    (lag,) = [t for t in so["spec"]["triggers"] if t["type"] == "kafka"]
+    assert lag["metadata"]["consumerGroup"] == "yiju-model-gateway"
+    assert lag["metadata"]["topic"] == "yiju.parse.requested.v1"
+    assert lag["metadata"]["lagThreshold"] == "256"  # YIJU_GATEWAY_MAX_INFLIGHT: one replica's window
 
 
 def test_prod_pdbs_and_replicas(prod: Rendered) -> None:
@@ -153,7 +157,7 @@ def test_prod_vllm_serves_qwen_on_gpu_nodes(prod: Rendered) -> None:
     assert "--model=/models/Qwen/Qwen3.5-397B-A17B" in args
     assert "--tensor-parallel-size=8" in args
     assert "--enable-auto-tool-choice" in args
-    assert "--tool-call-parser=hermes" in args
+    assert "--tool-call-parser=qwen3_coder" in args  # Qwen3.5 (test_chart_vllm_models.py has the table)
     assert any(a.startswith("--max-model-len=") for a in args)
     for part in ("requests", "limits"):
         assert ctr["resources"][part]["nvidia.com/gpu"] == 8
@@ -170,9 +174,9 @@ def test_prod_vllm_serves_qwen_on_gpu_nodes(prod: Rendered) -> None:
 
 
 def test_tool_call_parser_is_a_value(chart: Chart) -> None:
-    rendered = chart.render("prod", "vllm.toolCallParser=qwen3_coder")
+    rendered = chart.render("prod", "vllm.toolCallParser=qwen3_xml")
     args = rendered.containers(rendered.get("Deployment", rendered.name("vllm")))[0]["args"]
-    assert "--tool-call-parser=qwen3_coder" in args
+    assert "--tool-call-parser=qwen3_xml" in args
 
 
 def test_vllm_weights_baked_into_an_image(chart: Chart) -> None:
@@ -375,7 +379,9 @@ def test_grpc_mtls_mounts_certs_and_probes_by_tcp(chart: Chart) -> None:
 def test_chart_agrees_with_the_services_topic_contract(prod: Rendered, default: Rendered) -> None:
     """The chart's consumer groups, their topics and the topics it creates are the code's."""
     code_groups = {g.name: (g.service, set(g.topics)) for g in topic_contract.CONSUMER_GROUPS}
-    assert {name: owner for name, (owner, _) in code_groups.items()} == CONSUMER_GROUPS
+    assert {name: owner for name, (owner, _) in code_groups.items()} == {
+        group: service.replace("-", "_") for group, service in CONSUMER_GROUPS.items()
+    }
     for rendered in (default, prod):
         for name, svc in rendered.values["services"].items():
             for group in svc["consumerGroups"]:

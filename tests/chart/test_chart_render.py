@@ -15,6 +15,7 @@ CRD_KINDS = {
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "KEDA CRD",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "prometheus-operator CRD",
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): "Strimzi CRD",
+    ("kafka.strimzi.io/v1beta2", "KafkaUser"): "Strimzi CRD",
 }
 
 

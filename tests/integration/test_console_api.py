@@ -232,19 +232,20 @@ def test_metrics_targets_follow_the_platform_layout() -> None:
     local = Settings(env="local", metrics_port=9201, planning_target="10.1.2.3:50053")
     targets = metrics_targets(local, ConsoleSettings())
     assert targets == {
-        "planning": "http://10.1.2.3:9202/metrics",
-        "payment": "http://127.0.0.1:9203/metrics",
-        "fulfilment": "http://127.0.0.1:9204/metrics",
-        "model_gateway": "http://127.0.0.1:9205/metrics",
+        "intent": ["in-process"],
+        "planning": ["http://10.1.2.3:9202/metrics"],
+        "payment": ["http://127.0.0.1:9203/metrics"],
+        "fulfilment": ["http://127.0.0.1:9204/metrics"],
+        "model_gateway": ["http://127.0.0.1:9205/metrics"],
     }
     based = metrics_targets(local, ConsoleSettings(metrics_port_base=7000))
-    assert based["model_gateway"] == "http://127.0.0.1:7004/metrics"
+    assert based["model_gateway"] == ["http://127.0.0.1:7004/metrics"]
     cluster = Settings(env="prod", metrics_port=9100, gateway_target="yiju-model-gateway:50052")
-    explicit = ConsoleSettings(metrics_targets="payment=pay.svc:9999, fulfilment=https://f/m")
+    explicit = ConsoleSettings(metrics_targets="payment=pay.svc:9999, fulfilment=https://f/m, payment=p2:1")
     targets = metrics_targets(cluster, explicit)
-    assert targets["model_gateway"] == "http://yiju-model-gateway:9100/metrics"
-    assert targets["payment"] == "http://pay.svc:9999/metrics"
-    assert targets["fulfilment"] == "https://f/m"
+    assert targets["model_gateway"] == ["http://yiju-model-gateway:9100/metrics"]
+    assert targets["payment"] == ["http://pay.svc:9999/metrics", "http://p2:1/metrics"]
+    assert targets["fulfilment"] == ["https://f/m"]
 
 
 def test_histogram_quantile_interpolates_like_prometheus() -> None:

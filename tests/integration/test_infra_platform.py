@@ -107,7 +107,7 @@ async def test_start_infra_creates_topics_with_aof_redis_and_stops_clean(tmp_pat
     platform = LocalPlatform.on_free_ports(tmp_path, auto_restart=False)
     try:
         created = await platform.start_infra()
-        assert len(ALL_TOPICS) == 19 and sorted(created) == sorted(ALL_TOPICS)
+        assert len(ALL_TOPICS) == 22 and sorted(created) == sorted(ALL_TOPICS)
         assert {"broker", "redis", "topics"} <= set(platform.timings)
 
         admin = AIOKafkaAdminClient(bootstrap_servers=platform.bootstrap)

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.integration.conftest import publish_event, submit, wait_settled
 from yiju.cli.main import main
-from yiju.common.auth import issue_user_assertion
+from yiju.common.intake_assertion import IntakeSigner
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju_infra.local.platform import LocalPlatform
 
@@ -39,7 +39,9 @@ async def test_a_dead_letter_is_listed_and_replayed_once_after_the_cause_is_fixe
         user_id="u-1004",
         text="two americanos to the office",
         idempotency_key=key,
-        user_assertion=issue_user_assertion("u-1004", platform.settings()),
+        user_assertion=IntakeSigner.from_settings(platform.settings()).sign(
+            "u-1004", key, "two americanos to the office"
+        ),
     )
     event_id = str(uuid.uuid4())
     producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap, acks="all")

@@ -249,3 +249,19 @@ async def test_a_redrive_that_could_not_be_published_does_not_use_up_the_orders_
     )  # resumed, not cancelled
     assert [type(m) for m in back.published] == [ev.IntentAccepted]
     assert await sredis.hgetall(f"sweep:{order_id}") == {"step": "ACCEPTED", "n": "1"}
+
+
+async def test_a_refund_whose_request_was_never_published_is_re_driven_to_the_end(
+    sapi: httpx.AsyncClient, sredis: aioredis.Redis
+) -> None:
+    order_id = await submit(sapi, "one jasmine green tea")
+    assert (await wait_settled(sapi, order_id))["status"] == "COMPLETED"
+    before = await money(sredis, "u-1004")
+    # As if intent died between marking the order REFUND_PENDING and publishing OrderRefundRequested.
+    mark = await OrderStore(sredis).request_refund(order_id, "user:u-1004", "changed my mind", now_iso())
+    assert mark.outcome == "new" and await sredis.zscore(OPEN_ORDERS_KEY, order_id) is not None
+    order = await wait_settled(sapi, order_id, timeout=60, until={"REFUNDED"})
+    assert order["payment"]["refunded_fen"] == 1200
+    balance, held, spent = await money(sredis, "u-1004")
+    assert (balance, held, spent) == (before[0] + 1200, before[1], before[2] - 1200)
+    assert await sredis.zscore(OPEN_ORDERS_KEY, order_id) is None  # off the sweeper's list once refunded

@@ -14,7 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.integration.conftest import publish_event, submit, wait_settled
-from yiju.common.auth import issue_token, issue_user_assertion
+from yiju.common.auth import issue_token
+from yiju.common.intake_assertion import IntakeSigner
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.gen.intent.v1 import intent_pb2 as ipb
 from yiju.gen.intent.v1 import intent_pb2_grpc as ipb_grpc
@@ -145,20 +146,25 @@ async def test_oversized_bodies_are_refused(platform: LocalPlatform, raw: httpx.
 
 async def test_kafka_intake_needs_a_signed_assertion_for_that_user(platform: LocalPlatform) -> None:
     settings = platform.settings()
-    cases = {
-        "none": "",
-        "other-user": issue_user_assertion("u-1001", settings),
-        "api-token": issue_token("u-1004", settings),  # a bearer token is not an intake assertion
+    signer = IntakeSigner.from_settings(settings)
+    cases = {  # name -> the assertion sent with the intent ("a latte" for u-1004 under key)
+        "none": lambda key: "",
+        "other-user": lambda key: signer.sign("u-1001", key, "a latte"),
+        "other-intent": lambda key: signer.sign("u-1004", f"{key}-other", "a latte"),
+        "altered-text": lambda key: signer.sign("u-1004", key, "ten lattes"),
+        # a bearer token is not an intake assertion, even with the intake's audience (HS256, the edge secret)
+        "api-token": lambda key: issue_token("u-1004", settings),
+        "hs256-assertion": lambda key: issue_token("u-1004", settings, audience="yiju-intake"),
     }
     producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap, acks="all")
     await producer.start()
     keys = {}
     try:
-        for name, assertion in cases.items():
+        for name, assertion_for in cases.items():
             key = f"sec-{name}-{uuid.uuid4().hex[:6]}"
             keys[key] = name
             message = ev.IntentSubmitted(
-                user_id="u-1004", text="a latte", idempotency_key=key, user_assertion=assertion
+                user_id="u-1004", text="a latte", idempotency_key=key, user_assertion=assertion_for(key)
             )
             await publish_event(producer, platform, message, key, source="attacker")
     finally:

@@ -114,3 +114,35 @@ async def test_gpu_benchmark_runs_on_the_tiny_model(qwen3_dir: Path) -> None:
     row = await measure(backend, requests, batch=4, rounds=1)
     assert row["batch_size"] == 4 and row["sentences_per_s"] > 0
     assert row["generated_tokens_per_s"] > 0 and row["valid_answers"] == 0.0
+
+
+async def test_tool_turns_run_through_the_chat_template_in_lock_step(
+    qwen3_dir: Path, catalog: Catalog
+) -> None:
+    from yiju.model_gateway.toolbox import ReadOnlyTools
+    from yiju.model_gateway.turns import TurnBudget
+
+    backend = TransformersBackend(
+        TransformersSettings(model_dir=str(qwen3_dir), max_new_tokens=16, max_batch=8),
+        toolbox=ReadOnlyTools(catalog),
+        budget=TurnBudget(max_turns=2),
+    )
+    await backend.ensure_loaded()
+    search = '<tool_call>\n{"name": "search_catalog", "arguments": {"query": "奶茶"}}\n</tool_call>'
+    call = {"name": "order_item", "arguments": {"product_query": "黑糖珍珠奶茶", "quantity": 2}}
+    order = f"<tool_call>\n{json.dumps(call, ensure_ascii=False)}\n</tool_call>"
+    prompts: list[list[str]] = []
+
+    def scripted(batch: list[str]) -> list[tuple[str, int]]:
+        prompts.append(batch)
+        return [(search if len(prompts) == 1 else order, 5000) for _ in batch]
+
+    backend.generate = scripted  # type: ignore[method-assign]
+    results = await backend.parse(SENTENCES[1:3])
+    assert [len(batch) for batch in prompts] == [2, 2]  # both sentences, two turns, one generate() each
+    assert all(r.backend == "transformers" and r.tokens_used == 10_000 for r in results)  # type: ignore[union-attr]
+    assert [(a.product_query, a.quantity) for r in results for a in r.actions] == [("黑糖珍珠奶茶", 2)] * 2  # type: ignore[union-attr]
+    first, second = prompts[0][0], prompts[1][0]
+    assert '"name": "search_catalog"' in first
+    assert "<|im_start|>tool\n" in second and '"id": "tea-brown-sugar-boba"' in second
+    assert '"name": "search_catalog"' not in second.split("</tools>")[0]  # last turn: action tools only

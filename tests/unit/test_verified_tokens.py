@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from yiju.common import auth
-from yiju.common.auth import AuthError, VerifiedTokens, issue_token, issue_user_assertion
+from yiju.common.auth import AuthError, VerifiedTokens, issue_token
 from yiju.common.settings import Settings
 
 
@@ -40,12 +40,10 @@ def test_another_secret_verifies_afresh_and_rejects(settings: Settings) -> None:
 
 
 def test_the_audience_is_part_of_the_entry(settings: Settings) -> None:
-    assertion = issue_user_assertion("u-1", settings)
-    auth.verify_user_assertion(assertion, "u-1", settings)
+    token = issue_token("u-1", settings, audience="another-api")
+    assert auth._decode(token, settings, "another-api")["sub"] == "u-1"  # verified, and remembered
     with pytest.raises(AuthError, match="invalid token"):
-        auth.verify_token(assertion, settings)  # an intake assertion is no bearer token
-    with pytest.raises(AuthError, match="another user"):
-        auth.verify_user_assertion(assertion, "u-2", settings)
+        auth.verify_token(token, settings)  # the entry for another audience does not answer the edge's
 
 
 def test_a_tampered_token_is_rejected_and_not_remembered(settings: Settings) -> None:

@@ -84,6 +84,11 @@ yiju.payment.captured.v1
 yiju.payment.voided.v1
 yiju.fulfilment.completed.v1
 yiju.fulfilment.failed.v1
+yiju.order.refund_requested.v1
+yiju.payment.refunded.v1
+yiju.fulfilment.cancelled.v1
+yiju.parse.requested.v1
+yiju.parse.completed.v1
 {{- end }}
 
 {{/* Every topic: the event topics and one dead-letter topic per consumer group, one per line. */}}
@@ -122,6 +127,10 @@ key: {{ .key }}
 
 {{- define "yiju.otelCollectorName" -}}
 {{- include "yiju.componentName" (dict "root" . "component" "otel-collector") }}
+{{- end }}
+
+{{- define "yiju.otelTailSamplerName" -}}
+{{- include "yiju.componentName" (dict "root" . "component" "otel-tail-sampler") }}
 {{- end }}
 
 {{- define "yiju.vllmName" -}}
@@ -279,6 +288,15 @@ YIJU_KAFKA_SSL_CAFILE: {{ printf "/etc/yiju/kafka-ca/%s" .Values.kafka.tls.caSec
 {{- if and $v.vllm.enabled (not (get $v.services "model-gateway").enabled) }}
 {{- fail "vllm.enabled needs services.model-gateway.enabled" }}
 {{- end }}
+{{- if or (contains "PRIVATE KEY" $v.intakeTrust.intakePublicKeys) (contains "PRIVATE KEY" $v.intakeTrust.replayPublicKeys) }}
+{{- fail "intakeTrust takes public keys only: the signing keys stay with the publishers and the replay tool" }}
+{{- end }}
+{{- if and $v.kafka.users.perService (ne (include "yiju.kafkaSasl" .) "true") }}
+{{- fail "kafka.users.perService needs SASL: set kafka.securityProtocol to SASL_SSL (or SASL_PLAINTEXT)" }}
+{{- end }}
+{{- if and $v.kafka.users.perService $v.kafka.strimzi.enabled (eq $v.kafka.sasl.mechanism "PLAIN") }}
+{{- fail "kafka.users.perService with Strimzi needs kafka.sasl.mechanism SCRAM-SHA-512 (KafkaUser authentication)" }}
+{{- end }}
 {{- range $name, $svc := $v.services }}
 {{- range $svc.calls }}
 {{- if not (hasKey $v.services .) }}
@@ -338,4 +356,58 @@ grpc:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------- Kafka principals */}}
+
+{{/* Kafka principal of one service with kafka.users.perService: (dict "root" $ "service" "payment") */}}
+{{- define "yiju.kafkaPrincipal" -}}
+{{- $users := .root.Values.kafka.users }}
+{{- printf "%s%s" (default (printf "%s-" (include "yiju.fullname" .root)) $users.namePrefix) .service | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The Secret holding that principal's password (the User Operator's, copied into this namespace). */}}
+{{- define "yiju.kafkaPrincipalSecret" -}}
+{{- $users := .root.Values.kafka.users }}
+{{- if $users.secretPrefix }}
+{{- printf "%s%s" $users.secretPrefix .service | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- include "yiju.kafkaPrincipal" . }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when a service talks to Kafka (it consumes or publishes): (dict "svc" $svc) */}}
+{{- define "yiju.usesKafka" -}}
+{{- or (gt (len (default list .svc.consumerGroups)) 0) (gt (len (default list .svc.produces)) 0) }}
+{{- end }}
+
+{{/* The ConfigMap with the Kafka intake's public keys, or "" when there is none (intake then admits
+     no Kafka intent: every one is dead-lettered as unauthenticated). */}}
+{{- define "yiju.intakeKeysConfigMap" -}}
+{{- $t := .Values.intakeTrust }}
+{{- if $t.existingConfigMap }}
+{{- $t.existingConfigMap }}
+{{- else if $t.intakePublicKeys }}
+{{- printf "%s-intake-trust" (include "yiju.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* ---------------------------------------------------------------- the ops summary's replicas */}}
+
+{{/* The headless metrics Service of one component: (dict "root" $ "component" "planning") */}}
+{{- define "yiju.metricsHeadlessName" -}}
+{{- printf "%s-metrics" (include "yiju.componentName" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* YIJU_METRICS_DISCOVERY: name=<headless service>:<metrics port> for every enabled service. */}}
+{{- define "yiju.metricsDiscovery" -}}
+{{- $root := . }}
+{{- $items := list }}
+{{- range $name := keys .Values.services | sortAlpha }}
+{{- if (get $root.Values.services $name).enabled }}
+{{- $headless := include "yiju.metricsHeadlessName" (dict "root" $root "component" $name) }}
+{{- $items = append $items (printf "%s=%s:%v" $name $headless $root.Values.metrics.port) }}
+{{- end }}
+{{- end }}
+{{- join "," $items }}
 {{- end }}

@@ -1,5 +1,6 @@
 """``yiju reconcile [--json]``: recompute every wallet and the campaign budget from the Kafka events and
-the Redis ledger streams, compare them with Redis, print any difference in fen; exit 1 if there is one."""
+the Redis ledger streams (refunds and trimmed ledgers included), check the per-day spend counters, compare
+them with Redis, print any difference in fen; exit 1 if there is one."""
 
 from __future__ import annotations
 
@@ -60,7 +61,13 @@ def run(args: argparse.Namespace, ctx: CliContext) -> int:
         )
     ctx.out.print(
         f"{report.events_read} events read ({report.events_ignored} from other sources ignored, "
-        f"{report.malformed_records} malformed), {report.orders_with_money} orders moved money"
+        f"{report.malformed_records} malformed), {report.orders_with_money} orders moved money, "
+        f"{report.refunds} refunded"
+    )
+    ctx.out.print(
+        f"{report.wallets_from_events} wallets recomputed from the events, {report.ledgers_trimmed} ledgers "
+        f"replayed from a checkpoint (trimmed), {report.daily_counters} per-day spend counters checked, "
+        f"{report.payments_expired} settled payment records expired"
     )
     if report.ok:
         ctx.out.print("[green]reconciled: no difference[/green]")

@@ -1,15 +1,12 @@
-"""The operator summary: every service's Prometheus metrics and the subsidy budget, boiled down to one JSON.
+"""The operator summary: every replica of every service, and the subsidy budget, boiled down to one JSON.
 
-The intent service reads its own metrics in-process and scrapes the other services' ``/metrics``. Their
-addresses come from ``YIJU_METRICS_TARGETS`` (``name=host:port,...``) where given; otherwise the host of
-the service's gRPC target (``YIJU_PLANNING_TARGET``, ...) and a port chosen as the platform does:
+Two ways to read the services, both over **every replica** (see :mod:`yiju.intent.console.readings`):
 
-- ``YIJU_ENV=local`` (the local platform, ``make run``): service *i* of :data:`LOCAL_ORDER` listens on
-  ``YIJU_METRICS_PORT_BASE + i``; without the base, this service's own ``YIJU_METRICS_PORT`` is the base
-  (intent is first); without either, ``services.common.service.DEFAULT_METRICS_PORTS``;
-- anywhere else (Kubernetes): every pod serves metrics on the same ``YIJU_METRICS_PORT``.
-
-Rates (per second) are computed between scrapes, over a window of up to :data:`RATE_WINDOW_S` seconds.
+- ``YIJU_PROMETHEUS_URL`` set: Prometheus' HTTP API (:mod:`yiju.intent.console.prometheus_api`) answers
+  sums, rates over ``YIJU_PROMETHEUS_RATE_WINDOW`` and ``histogram_quantile`` itself;
+- otherwise each replica's ``/metrics`` is scraped (where they are: :mod:`.metrics_targets`), counters are
+  summed and histogram buckets merged across replicas before the p99 is computed here, and rates are
+  taken between summaries, over a window of up to :data:`RATE_WINDOW_S` seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -29,20 +25,28 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio.client import Redis
 
 from yiju.common.catalog import Campaign
-from yiju.common.service import DEFAULT_METRICS_PORTS
 from yiju.common.settings import Settings
-from yiju.common.topics import CONSUMER_GROUPS
+from yiju.intent.console.metrics_targets import (
+    IN_PROCESS,
+    LOCAL_ORDER,
+    Discovered,
+    ReplicaTargets,
+    metrics_targets,
+)
+from yiju.intent.console.prometheus_api import PrometheusReader
+from yiju.intent.console.readings import Rates, Readings, ServiceState, render
 from yiju.intent.console.settings import ConsoleSettings
 
-LOCAL_ORDER: tuple[str, ...] = ("intent", "planning", "payment", "fulfilment", "model_gateway")
-"""The services in the local platform's order (``yiju_infra.local.platform.SERVICES``): metrics ports."""
-GRPC_TARGET: dict[str, str] = {
-    "planning": "planning",
-    "payment": "payment",
-    "fulfilment": "fulfilment",
-    "model_gateway": "gateway",
-}
-"""Peer service -> the Settings prefix of its gRPC target, whose host also serves its metrics."""
+__all__ = [
+    "LOCAL_ORDER",
+    "OpsSummary",
+    "Sample",
+    "Scrape",
+    "histogram_quantile",
+    "merge_replicas",
+    "metrics_targets",
+    "summarise",
+]
 RATE_WINDOW_S = 15.0
 MIN_WINDOW_S = 1.0
 
@@ -56,14 +60,22 @@ class Sample:
 
 @dataclass
 class Scrape:
+    """One service's samples: from one replica, or every replica's together (:func:`merge_replicas`)."""
+
     service: str
     target: str
     samples: list[Sample] = field(default_factory=list)
     error: str | None = None
+    replicas: int = 1
+    replicas_up: int | None = None
 
     @property
     def up(self) -> bool:
         return self.error is None
+
+    def state(self) -> ServiceState:
+        answered = self.replicas_up if self.replicas_up is not None else (1 if self.up else 0)
+        return ServiceState(self.service, self.replicas, answered, self.target, self.error)
 
 
 def parse_metrics(text: str) -> list[Sample]:
@@ -75,41 +87,24 @@ def parse_metrics(text: str) -> list[Sample]:
     ]
 
 
-def _explicit_targets(spec: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in spec.split(","):
-        name, sep, where = item.strip().partition("=")
-        if sep and name.strip() and where.strip():
-            out[name.strip()] = _url(where.strip())
-    return out
-
-
-def _url(where: str) -> str:
-    if "://" in where:
-        return where
-    return f"http://{where}/metrics"
-
-
-def _metrics_port(service: str, settings: Settings, console: ConsoleSettings) -> int:
-    if settings.env == "local" or console.metrics_port_base:
-        base = console.metrics_port_base or (settings.metrics_port - LOCAL_ORDER.index("intent"))
-        if base > 0:
-            return base + LOCAL_ORDER.index(service)
-        return DEFAULT_METRICS_PORTS[service]
-    return settings.metrics_port or DEFAULT_METRICS_PORTS[service]
-
-
-def metrics_targets(settings: Settings, console: ConsoleSettings) -> dict[str, str]:
-    """The ``/metrics`` URL of every other service (see the module docstring)."""
-    explicit = _explicit_targets(console.metrics_targets)
-    out: dict[str, str] = {}
-    for service, grpc_name in GRPC_TARGET.items():
-        if service in explicit:
-            out[service] = explicit[service]
-            continue
-        host = settings.target(grpc_name).rsplit(":", 1)[0] or "127.0.0.1"
-        out[service] = _url(f"{host}:{_metrics_port(service, settings, console)}")
-    return out
+def merge_replicas(service: str, scrapes: list[Scrape]) -> Scrape:
+    """One service's replicas as one scrape: every sample of each (sums then run over all of them)."""
+    failed = [s for s in scrapes if s.error is not None]
+    error = None
+    if not scrapes:
+        error = "no replica found"
+    elif failed:
+        error = f"{len(failed)} of {len(scrapes)} replicas did not answer: " + "; ".join(
+            f"{s.target}: {s.error}" for s in failed
+        )
+    return Scrape(
+        service,
+        ", ".join(s.target for s in scrapes),
+        [sample for s in scrapes for sample in s.samples],
+        error[:500] if error else None,
+        replicas=len(scrapes),
+        replicas_up=len(scrapes) - len(failed),
+    )
 
 
 # --- arithmetic on samples -------------------------------------------------------------------------------
@@ -129,8 +124,22 @@ def _by(samples: Iterable[Sample], name: str, label: str, **match: str) -> dict[
     return dict(out)
 
 
+def _lag_by_group(samples: Iterable[Sample]) -> dict[str, float]:
+    """Per group, the sum over partitions of the largest lag reported for each (see readings.py)."""
+    per_partition: dict[tuple[str, str, str], float] = {}
+    for s in samples:
+        if s.name == "yiju_consumer_lag":
+            key = (s.labels.get("group", ""), s.labels.get("topic", ""), s.labels.get("partition", ""))
+            per_partition[key] = max(per_partition.get(key, 0.0), s.value)
+    out: dict[str, float] = defaultdict(float)
+    for (group, _, _), lag in per_partition.items():
+        out[group] += lag
+    return dict(out)
+
+
 def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
-    """Prometheus' ``histogram_quantile`` over cumulative bucket counts keyed by upper bound."""
+    """Prometheus' ``histogram_quantile`` over cumulative bucket counts keyed by upper bound (only for
+    scrapes: with ``YIJU_PROMETHEUS_URL`` Prometheus computes it)."""
     bounds = sorted(buckets)
     if not bounds or buckets[bounds[-1]] <= 0:
         return None
@@ -147,20 +156,21 @@ def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None
     return lower
 
 
-def _p99_ms(samples: Iterable[Sample], group: str) -> float | None:
-    buckets: dict[float, float] = defaultdict(float)
+def _p99_by_group(samples: Iterable[Sample]) -> dict[str, float]:
+    """Every replica's buckets of a group added up per bound, then the quantile over the sum."""
+    buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     for s in samples:
-        if s.name == "yiju_handler_seconds_bucket" and s.labels.get("group") == group:
-            buckets[float(s.labels["le"])] += s.value
-    p99 = histogram_quantile(0.99, buckets)
-    return None if p99 is None else round(p99 * 1000, 3)
+        if s.name == "yiju_handler_seconds_bucket":
+            buckets[s.labels.get("group", "")][float(s.labels["le"])] += s.value
+    out: dict[str, float] = {}
+    for group, counts in buckets.items():
+        p99 = histogram_quantile(0.99, counts)
+        if p99 is not None:
+            out[group] = p99
+    return out
 
 
-def _ratio(part: float, whole: float) -> float | None:
-    return round(part / whole, 4) if whole > 0 else None
-
-
-# --- the summary -----------------------------------------------------------------------------------------
+# --- the summary from scrapes ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -175,10 +185,61 @@ class Totals:
     cache_misses: float
 
 
-def _rate(now: float, before: float, seconds: float | None) -> float | None:
-    if seconds is None:
-        return None
-    return round(max(now - before, 0.0) / seconds, 3)
+def _delta_rate(now: float, before: float, seconds: float) -> float:
+    return max(now - before, 0.0) / seconds
+
+
+def readings_from_scrapes(
+    scrapes: Mapping[str, Scrape], *, previous: Totals | None, now: float
+) -> tuple[Readings, Totals]:
+    """Readings from one round of scrapes (each service's replicas merged), and the totals to remember."""
+    every = [s for scrape in scrapes.values() for s in scrape.samples]
+    gateway = scrapes["model_gateway"].samples if "model_gateway" in scrapes else []
+    intent = scrapes["intent"].samples if "intent" in scrapes else []
+    readings = Readings(
+        source="scrape",
+        services=[scrape.state() for scrape in scrapes.values()],
+        published=_by(every, "yiju_events_published_total", "topic"),
+        consumed=_by(every, "yiju_events_consumed_total", "topic", outcome="ok"),
+        handled_by_group=_by(every, "yiju_events_consumed_total", "group"),
+        lag_by_group=_lag_by_group(every),
+        dead_by_group=_by(every, "yiju_dead_letters_total", "group"),
+        dead_by_reason=_by(every, "yiju_dead_letters_total", "reason"),
+        orders_by_status=_by(intent, "yiju_order_status_total", "status"),
+        p99_s_by_group=_p99_by_group(every),
+        cache_hits=_total(gateway, "yiju_gateway_cache_hits_total"),
+        cache_misses=_total(gateway, "yiju_gateway_cache_misses_total"),
+        gateway_requests=_total(gateway, "yiju_gateway_requests_total"),
+        gateway_fallbacks=_total(gateway, "yiju_gateway_fallbacks_total"),
+        batch_size_sum=_total(gateway, "yiju_gateway_batch_size_sum"),
+        batch_size_count=_total(gateway, "yiju_gateway_batch_size_count"),
+    )
+    totals = Totals(
+        at=now,
+        published=readings.published,
+        consumed=readings.consumed,
+        dead_letters=readings.dead_letters,
+        cache_hits=readings.cache_hits,
+        cache_misses=readings.cache_misses,
+    )
+    if previous is not None and now - previous.at > 0:
+        window = round(now - previous.at, 3)
+        hits, misses = totals.cache_hits - previous.cache_hits, totals.cache_misses - previous.cache_misses
+        published, consumed = sum(totals.published.values()), sum(totals.consumed.values())
+        readings.rates = Rates(
+            window_s=window,
+            published_per_s=_delta_rate(published, sum(previous.published.values()), window),
+            consumed_per_s=_delta_rate(consumed, sum(previous.consumed.values()), window),
+            published_per_topic={
+                t: _delta_rate(v, previous.published.get(t, 0.0), window) for t, v in totals.published.items()
+            },
+            consumed_per_topic={
+                t: _delta_rate(v, previous.consumed.get(t, 0.0), window) for t, v in totals.consumed.items()
+            },
+            dead_letters_per_s=_delta_rate(totals.dead_letters, previous.dead_letters, window),
+            window_cache_hit_ratio=round(hits / (hits + misses), 4) if hits + misses > 0 else None,
+        )
+    return readings, totals
 
 
 def summarise(
@@ -189,111 +250,60 @@ def summarise(
     now: float,
 ) -> tuple[dict[str, Any], Totals]:
     """The ops summary from one round of scrapes (pure: no I/O), and the totals to remember."""
-    every = [s for scrape in scrapes.values() for s in scrape.samples]
-    published = _by(every, "yiju_events_published_total", "topic")
-    consumed = _by(every, "yiju_events_consumed_total", "topic", outcome="ok")
-    gateway = scrapes["model_gateway"].samples if "model_gateway" in scrapes else []
-    intent = scrapes["intent"].samples if "intent" in scrapes else []
-    totals = Totals(
-        at=now,
-        published=published,
-        consumed=consumed,
-        dead_letters=_total(every, "yiju_dead_letters_total"),
-        cache_hits=_total(gateway, "yiju_gateway_cache_hits_total"),
-        cache_misses=_total(gateway, "yiju_gateway_cache_misses_total"),
-    )
-    window = round(now - previous.at, 3) if previous is not None and now - previous.at > 0 else None
-    before = previous or totals
+    readings, totals = readings_from_scrapes(scrapes, previous=previous, now=now)
+    return render(readings, budget=budget, now=now), totals
 
-    topics = sorted(set(published) | set(consumed))
-    throughput = {
-        "published_total": int(sum(published.values())),
-        "consumed_total": int(sum(consumed.values())),
-        "published_per_s": _rate(sum(published.values()), sum(before.published.values()), window),
-        "consumed_per_s": _rate(sum(consumed.values()), sum(before.consumed.values()), window),
-        "topics": [
-            {
-                "topic": topic,
-                "published_total": int(published.get(topic, 0)),
-                "consumed_total": int(consumed.get(topic, 0)),
-                "published_per_s": _rate(published.get(topic, 0), before.published.get(topic, 0), window),
-                "consumed_per_s": _rate(consumed.get(topic, 0), before.consumed.get(topic, 0), window),
-            }
-            for topic in topics
-        ],
-    }
-    lag = _by(every, "yiju_consumer_lag", "group")
-    handled = _by(every, "yiju_events_consumed_total", "group")
-    dlq_by_group = _by(every, "yiju_dead_letters_total", "group")
-    groups = [
-        {
-            "group": g.name,
-            "service": g.service,
-            "lag": int(lag[g.name]) if g.name in lag else None,
-            "handled_total": int(handled.get(g.name, 0)),
-            "dead_letters_total": int(dlq_by_group.get(g.name, 0)),
-            "dead_letter_topic": g.dead_letter_topic,
-            "p99_ms": _p99_ms(every, g.name),
-        }
-        for g in CONSUMER_GROUPS
-    ]
-    hits, misses = totals.cache_hits, totals.cache_misses
-    window_hits, window_misses = hits - before.cache_hits, misses - before.cache_misses
-    batches = _total(gateway, "yiju_gateway_batch_size_count")
-    summary = {
-        "at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "window_s": window,
-        "services": [
-            {"name": name, "up": scrape.up, "target": scrape.target, "error": scrape.error}
-            for name, scrape in scrapes.items()
-        ],
-        "throughput": throughput,
-        "consumer_groups": groups,
-        "dead_letters": {
-            "total": int(totals.dead_letters),
-            "per_s": _rate(totals.dead_letters, before.dead_letters, window),
-            "by_group": {k: int(v) for k, v in dlq_by_group.items()},
-            "by_reason": {k: int(v) for k, v in _by(every, "yiju_dead_letters_total", "reason").items()},
-        },
-        "orders_by_status": {
-            k: int(v) for k, v in sorted(_by(intent, "yiju_order_status_total", "status").items())
-        },
-        "subsidy": budget,
-        "gateway": {
-            "up": scrapes["model_gateway"].up if "model_gateway" in scrapes else False,
-            "cache_hits_total": int(hits),
-            "cache_misses_total": int(misses),
-            "cache_hit_ratio": _ratio(hits, hits + misses),
-            "window_cache_hit_ratio": _ratio(window_hits, window_hits + window_misses) if window else None,
-            "requests_total": int(_total(gateway, "yiju_gateway_requests_total")),
-            "fallbacks_total": int(_total(gateway, "yiju_gateway_fallbacks_total")),
-            "batch_size_avg": _ratio(_total(gateway, "yiju_gateway_batch_size_sum"), batches),
-        },
-    }
-    return summary, totals
+
+# --- the service -----------------------------------------------------------------------------------------
 
 
 class OpsSummary:
-    """Scrapes the services and Redis on demand; remembers recent totals to report rates."""
+    """Reads every replica (scrapes or Prometheus) and Redis on demand; remembers recent totals for the
+    scrapes' rates."""
 
     def __init__(
-        self, settings: Settings, console: ConsoleSettings, redis: Redis, campaign: Campaign | None
+        self,
+        settings: Settings,
+        console: ConsoleSettings,
+        redis: Redis,
+        campaign: Campaign | None,
+        *,
+        targets: ReplicaTargets | None = None,
     ) -> None:
         self.settings = settings
         self.console = console
         self.redis = redis
         self.campaign = campaign
-        self.targets = metrics_targets(settings, console)
+        self.targets = targets or ReplicaTargets(settings, console)
+        self.prometheus = PrometheusReader(console) if console.prometheus_url else None
         self._history: deque[Totals] = deque()
         self._lock = asyncio.Lock()
 
     async def _scrape(self, client: httpx.AsyncClient, service: str, url: str) -> Scrape:
+        if url == IN_PROCESS:
+            return Scrape(service, url, parse_metrics(generate_latest(REGISTRY).decode()))
         try:
             response = await client.get(url)
             response.raise_for_status()
             return Scrape(service, url, parse_metrics(response.text))
         except (httpx.HTTPError, ValueError) as exc:
             return Scrape(service, url, error=f"{type(exc).__name__}: {exc}"[:200])
+
+    async def _scrape_service(self, client: httpx.AsyncClient, service: str, found: Discovered) -> Scrape:
+        if found.error is not None:
+            return Scrape(service, "", error=found.error, replicas=0, replicas_up=0)
+        replicas = await asyncio.gather(*(self._scrape(client, service, url) for url in found.urls))
+        return merge_replicas(service, list(replicas))
+
+    async def scrape_all(self) -> dict[str, Scrape]:
+        """Every replica of every service, merged per service."""
+        found = await self.targets.current()
+        timeout = self.console.ops_scrape_timeout_s
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
+            merged = await asyncio.gather(
+                *(self._scrape_service(client, service, where) for service, where in found.items())
+            )
+        return {scrape.service: scrape for scrape in merged}
 
     async def _budget(self) -> dict[str, Any] | None:
         if self.campaign is None:
@@ -321,14 +331,10 @@ class OpsSummary:
         return usable[0] if usable else None
 
     async def collect(self) -> dict[str, Any]:
-        own = Scrape("intent", "in-process", parse_metrics(generate_latest(REGISTRY).decode()))
-        timeout = self.console.ops_scrape_timeout_s
-        async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
-            peers, budget = await asyncio.gather(
-                asyncio.gather(*(self._scrape(client, s, url) for s, url in self.targets.items())),
-                self._budget(),
-            )
-        scrapes = {"intent": own, **{s.service: s for s in peers}}
+        if self.prometheus is not None:
+            readings, budget = await asyncio.gather(self.prometheus.read(), self._budget())
+            return render(readings, budget=budget, now=time.time())
+        scrapes, budget = await asyncio.gather(self.scrape_all(), self._budget())
         async with self._lock:
             now = time.time()
             summary, totals = summarise(scrapes, budget=budget, previous=self._baseline(now), now=now)

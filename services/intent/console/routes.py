@@ -3,9 +3,12 @@
 Pages (public, no secrets in them): ``GET /`` (orders), ``GET /ops`` (operators), ``/console/*`` (static).
 Endpoints:
 
-- ``GET /v1/console/users``: the demo users (local environment only);
+- ``GET /v1/console/users``: the demo users;
 - ``GET /v1/console/session?user_id=U``: a bearer token for demo user U, minted by
-  :func:`yiju.common.auth.issue_token` (``YIJU_ENV=local`` only; elsewhere 404);
+  :func:`yiju.common.auth.issue_token`;
+
+  both exist only when ``make run`` asks for them (``YIJU_ENV=local`` and ``YIJU_DEMO_TOKENS=1``,
+  set by ``yiju_infra.local.run``); anywhere else the routes are not there (404);
 - ``GET /v1/orders/{id}/trace``: the order's trace as a waterfall (its owner only, like the order);
 - ``GET /v1/ops/summary``: throughput, consumer lag, dead letters, orders by status, subsidy budget,
   gateway cache (any authenticated caller).
@@ -25,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from yiju.common.trace_store import TraceQueryError, aload_trace
 from yiju.intent.console.ops import OpsSummary
 from yiju.intent.console.settings import ConsoleSettings
+from yiju.intent.http_errors import error_responses
 from yiju.intent.ingest import Ingest
 from yiju.intent.orders import OrderActions
 
@@ -81,7 +85,7 @@ def mount_console(
     service_settings = ingest.settings
     ops = OpsSummary(service_settings, console, ingest.redis, ingest.catalog.campaign)
     who = Depends(principal or _anonymous)
-    local = service_settings.env == LOCAL_ENV
+    demo = service_settings.env == LOCAL_ENV and bool(getattr(service_settings, "demo_tokens", False))
 
     if (STATIC / "index.html").is_file():
         _mount_pages(app)
@@ -93,29 +97,35 @@ def mount_console(
 
     router = APIRouter(tags=["console"])
 
-    @router.get("/v1/console/users")
-    async def demo_users() -> Any:
-        """The demo users to act as (local environment only)."""
-        if not local:
-            return _error(404, "not_found", "demo users are only listed when YIJU_ENV=local")
-        return {
-            "users": [
-                {"id": u.id, "name": u.name, "locale": u.locale, "wallet_fen": u.wallet_fen}
-                for u in ingest.catalog.users.values()
-            ]
-        }
+    if demo:
 
-    @router.get("/v1/console/session")
-    async def demo_session(user_id: str) -> Any:
-        """A bearer token for a demo user (local environment only); ``token`` is null without auth."""
-        if not local:
-            return _error(404, "not_found", "demo sessions only exist when YIJU_ENV=local")
-        user = ingest.catalog.user(user_id)
-        if user is None:
-            return _error(404, "not_found", f"no demo user {user_id}")
-        return {"user_id": user.id, "name": user.name, "token": _mint_token(user.id, service_settings)}
+        @router.get("/v1/console/users")
+        async def demo_users() -> Any:
+            """The demo users to act as (`make run` only)."""
+            return {
+                "users": [
+                    {"id": u.id, "name": u.name, "locale": u.locale, "wallet_fen": u.wallet_fen}
+                    for u in ingest.catalog.users.values()
+                ]
+            }
 
-    @router.get("/v1/orders/{order_id}/trace")
+        @router.get("/v1/console/session", responses=error_responses({404: "Not a demo user (`not_found`)."}))
+        async def demo_session(user_id: str) -> Any:
+            """A bearer token for a demo user (`make run` only); ``token`` is null without auth."""
+            user = ingest.catalog.user(user_id)
+            if user is None:
+                return _error(404, "not_found", f"no demo user {user_id}")
+            return {"user_id": user.id, "name": user.name, "token": _mint_token(user.id, service_settings)}
+
+    @router.get(
+        "/v1/orders/{order_id}/trace",
+        responses=error_responses(
+            {
+                404: "No such order, or not the caller's (`not_found`).",
+                502: "The trace store did not answer (`trace_backend`).",
+            }
+        ),
+    )
     async def order_trace(order_id: str, caller: Principal = who) -> Any:
         """The order's spans in waterfall order: depth, offset from the first span (ms), start (epoch ms)."""
         owner = getattr(caller, "user_id", None)

@@ -1,5 +1,6 @@
 -- Applies one order event to the status document. Status moves only forward (by rank) and never
--- leaves a terminal status; each section (plan, payment, fulfilment) keeps its most advanced version.
+-- leaves a terminal status (except COMPLETED, which moves on to REFUND_PENDING and REFUNDED); each
+-- section (plan, payment, fulfilment) keeps its most advanced version.
 -- Idempotent: the same event applied again changes nothing (a history entry "STATUS|at" is added
 -- once), so the projection needs no de-duplication keys. Returns 1 when anything changed.
 -- KEYS[1] order hash, KEYS[2] history list
@@ -16,7 +17,9 @@ if ARGV[1] ~= '' then
     redis.call('RPUSH', KEYS[2], entry)
     changed = 1
   end
-  if current < 100 and tonumber(ARGV[2]) > current then
+  -- Past a terminal status (rank 100) only a completed order moves on, to its refund statuses.
+  local now = redis.call('HGET', KEYS[1], 'status')
+  if tonumber(ARGV[2]) > current and (current < 100 or now == 'COMPLETED' or now == 'REFUND_PENDING') then
     redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2])
     if ARGV[4] ~= '' then
       redis.call('HSET', KEYS[1], 'reason', ARGV[4])

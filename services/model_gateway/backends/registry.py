@@ -10,8 +10,14 @@ from __future__ import annotations
 from yiju.common.catalog import Catalog
 from yiju.model_gateway.backends.base import Backend
 from yiju.model_gateway.config import GatewaySettings
+from yiju.model_gateway.toolbox import ReadOnlyTools
 
 MODEL_BACKENDS = ("openai", "transformers")
+
+
+def _toolbox(catalog: Catalog, gateway: GatewaySettings) -> ReadOnlyTools | None:
+    """The read-only tools, when a sentence may take more than one turn."""
+    return ReadOnlyTools(catalog) if gateway.max_turns > 1 else None
 
 
 def build_backend(name: str, catalog: Catalog, gateway: GatewaySettings) -> Backend:
@@ -22,9 +28,16 @@ def build_backend(name: str, catalog: Catalog, gateway: GatewaySettings) -> Back
     if name == "openai":
         from yiju.model_gateway.backends.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(gateway.openai, timeout_s=gateway.timeout_for("openai"))
+        return OpenAIBackend(
+            gateway.openai,
+            timeout_s=gateway.timeout_for("openai"),
+            toolbox=_toolbox(catalog, gateway),
+            budget=gateway.turn_budget,
+        )
     if name == "transformers":
         from yiju.model_gateway.backends.transformers_backend import TransformersBackend
 
-        return TransformersBackend(gateway.transformers)
+        return TransformersBackend(
+            gateway.transformers, toolbox=_toolbox(catalog, gateway), budget=gateway.turn_budget
+        )
     raise ValueError(f"unknown gateway backend {name!r} (known: rules, openai, transformers)")

@@ -4,11 +4,15 @@ It reads English and Chinese requests for the catalog's goods, rides, train tick
 and answers only with tool calls (order_item, book_ride, book_rail, book_hotel) that name
 catalog SKUs, quantities, saved places and times: never prices, payers or anything a sentence
 "instructs". When nothing fits, or a number, destination, route or city is missing or out of
-range, it asks a short question in the sentence's language instead of guessing.
+range, it asks a short question in the sentence's language instead of guessing. So it does when
+two readings of a quantity disagree ("3 lattes x2", "2 nights from friday to monday", "6 eggs" or
+"4 bottles of water" of a product sold in packs of 12, where the question names the pack size): a
+wrong quantity that completes is worse than a question.
 
 Modules: rules_text (normalising, grammar words), rules_lexicon (catalog vocabulary),
-rules_numerals, rules_times, rules_places (spans), rules_reading (clauses, quantities,
-corrections); this module turns the reading into actions.
+rules_numerals, rules_times, rules_places, rules_stays (spans), rules_reading (clauses,
+quantities, corrections), rules_quantity (packs and nights); this module turns the reading into
+actions.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from yiju.common.catalog import Catalog
 from yiju.model_gateway.backends.rules_lexicon import HOTEL, ORDER, RAIL, RIDE, Lexicon, Route
 from yiju.model_gateway.backends.rules_numerals import Qty
 from yiju.model_gateway.backends.rules_places import STANDARD_LABELS
+from yiju.model_gateway.backends.rules_quantity import Disagree, nights_of, units_of
 from yiju.model_gateway.backends.rules_reading import Item, Reading, read
 from yiju.model_gateway.backends.rules_text import PRICE_QUESTION, Span, has_cjk, normalize
 from yiju.model_gateway.tools import (
@@ -43,6 +48,10 @@ QUESTIONS: dict[str, tuple[str, str]] = {
     "quantity": (
         "How many would you like? Please give a number from 1 to 99.",
         "请问要几份？数量请在1到99之间。",
+    ),
+    "pack": (
+        '"{1}" is sold in packs of {0}. How many packs would you like?',
+        "“{1}”是{0}{2}装的，请问要几份？",
     ),
     "destination": ("Where would you like to go?", "请问要去哪里？"),
     "route": (
@@ -120,7 +129,13 @@ class RulesBackend:
         return actions
 
     def _order(self, item: Item, orders: list[Item]) -> Action:
-        quantity = _quantity(item.count, self._lexicon.products[item.sku].pack)
+        product = self._lexicon.products[item.sku]
+        try:
+            quantity = units_of(item, product, self._lexicon.is_singular_of_plural(item.sku, item.query))
+        except Disagree as disagree:
+            if disagree.pack:  # "6 eggs", "4 bottles of water": ask how many packs
+                raise Unclear("pack", str(disagree.pack), item.query, product.piece or "个") from None
+            raise Unclear("quantity") from None
         places = [s.value for s in _shared(item, orders, "places") if s.value.role != "from"]
         labels = list(dict.fromkeys(p.label for p in places))
         if len(labels) > 1:
@@ -149,7 +164,7 @@ class RulesBackend:
         raise Unclear("route")
 
     def _rail(self, item: Item, route: Route, zh: bool) -> Action:
-        passengers = _bounded(_quantity(item.unit_qty or item.count, 0), MAX_RAIL_PASSENGERS, "passengers")
+        passengers = _bounded(_quantity(item.unit_qty or item.count), MAX_RAIL_PASSENGERS, "passengers")
         return Action(
             tool=BOOK_RAIL,
             sku=route.sku,
@@ -169,7 +184,10 @@ class RulesBackend:
             sku = geos[-1].hotel_sku if geos else self._lexicon.hotel_in(last_city)
         if not sku:
             raise Unclear("hotel")
-        nights = _bounded(_quantity(item.unit_qty, 0), MAX_NIGHTS, "nights")  # "2 rooms" are not nights
+        try:
+            nights = _bounded(nights_of(item.stays), MAX_NIGHTS, "nights")  # "2 rooms" are not nights
+        except Disagree:
+            raise Unclear("nights") from None
         return Action(
             tool=BOOK_HOTEL,
             product_query=item.query,
@@ -202,9 +220,7 @@ def _ride(item: Item) -> Action:
     origin = next((p for p in reversed(places) if p.role in ("from", "at") and p != destination), None)
     if destination is None:
         raise Unclear("destination")
-    passengers = (
-        _bounded(_quantity(item.unit_qty, 0), MAX_RIDE_PASSENGERS, "passengers") if item.unit_qty else 0
-    )
+    passengers = _bounded(_quantity(item.unit_qty), MAX_RIDE_PASSENGERS, "passengers") if item.unit_qty else 0
     return Action(
         tool=BOOK_RIDE,
         product_query=item.query,
@@ -217,14 +233,11 @@ def _ride(item: Item) -> Action:
     )
 
 
-def _quantity(qty: Qty | None, pack: int) -> int | None:
-    """The number said (1 when none); a multiple of the pack size counted in single items
-    ("24 eggs", "两打鸡蛋") is that many packs. None when vague ("a few")."""
+def _quantity(qty: Qty | None) -> int | None:
+    """The number said (1 when none); None when vague ("a few")."""
     if qty is None:
         return 1
-    if qty.value is None or not pack or not qty.items or qty.value < pack or qty.value % pack:
-        return qty.value
-    return qty.value // pack
+    return qty.value
 
 
 def _bounded(value: int | None, high: int, code: str) -> int:

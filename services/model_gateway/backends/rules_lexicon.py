@@ -21,7 +21,9 @@ V = TypeVar("V")
 ORDER, RIDE, RAIL, HOTEL = "order", "ride", "rail", "hotel"
 
 _PAREN = re.compile(r"\s*\([^)]*\)")
-_PACK = re.compile(r"\((?:pack of )?(\d+)(?: ?pcs)?\)")
+# Items in one unit, from the name: "(12)", "(pack of 20)", "(15 pcs)", "12x550ml".
+_PACK = re.compile(r"\((?:pack of )?(\d+)(?: ?pcs)?\)|(?<![0-9])(\d+) ?[x×] ?\d")
+_ZH_PIECE = re.compile(r"(\d+)\s*([\u4e00-\u9fff])")  # "12瓶装", "（12枚）": the measure of one piece
 _EN_ROUTE = re.compile(r"([a-z]+) to ([a-z]+)")
 _ZH_ROUTE = re.compile(r"^(.+?)到(.+?)的?(?:高铁|火车|动车)$")
 _EN_HOTEL = re.compile(r"^(?:hotel in ([a-z ]+)|([a-z ]+) hotel)$")
@@ -29,7 +31,7 @@ _ZH_HOTEL = re.compile(r"^(.+?)的?酒店$")
 _CJK_INFIXES = ("个", "辆", "一个", "一辆")
 # A one-character Chinese term ("水", "米") counts only between such neighbours, so that
 # "水果" or "米线" do not become water or rice.
-_SOLO_BEFORE = set("来要买订喝拿点送带给份些瓶袋箱桶杯盒包斤提一二两三四五六七八九十俩几")
+_SOLO_BEFORE = set("来要买订喝拿点送带给份些瓶罐袋箱桶杯盒包斤提一二两三四五六七八九十俩几")
 _SOLO_AFTER = set("和跟与及送到给吧了啊呀呢吗就还再也过明今后下上晚中早一二两三四五六七八九十俩")
 
 
@@ -38,6 +40,7 @@ class ProductInfo:
     sku: str
     kind: str  # order | ride | rail | hotel
     pack: int  # items in one unit, from the name ("eggs (12)" -> 12); 0 when not stated
+    piece: str = ""  # the Chinese measure word of one of those items ("矿泉水12瓶装" -> 瓶)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,9 @@ class PhraseIndex(Generic[V]):
         starts = [f"(?<![a-z0-9])(?<![a-z0-9]-)[{latin}]" if latin else "", f"[{other}]" if other else ""]
         self._starts = re.compile("|".join(p for p in starts if p) or "(?!)")
 
+    def get(self, phrase: str) -> V | None:
+        return self._phrases.get(phrase)
+
     def scan(self, text: str, kind: str) -> list[Span]:
         found: list[Span] = []
         for start in self._starts.finditer(text):
@@ -138,11 +144,12 @@ class Lexicon:
 
     def __init__(self, catalog: Catalog) -> None:
         products = list(catalog.products.values())
-        self.products = {p.sku: ProductInfo(p.sku, product_kind(p), _pack(p)) for p in products}
+        self.products = {p.sku: ProductInfo(p.sku, product_kind(p), *_pack(p)) for p in products}
         self.cities: dict[str, tuple[str, str]] = {}  # city id -> (English, Chinese)
         self.routes = [self._route(p) for p in products if self.products[p.sku].kind == RAIL]
         self.routes = [r for r in self.routes if r.origin and r.destination]
         self._hotel_of_city: dict[str, str] = {}
+        self._name_words = {p.sku: set(_PAREN.sub("", normalize(p.name)).split()) for p in products}
         self._terms = PhraseIndex(_terms(products))
         self._geos = PhraseIndex(
             self._geo_phrases([p for p in products if self.products[p.sku].kind == HOTEL])
@@ -150,6 +157,17 @@ class Lexicon:
 
     def find_products(self, text: str) -> list[Span]:
         return self._terms.scan(text, "product")
+
+    def is_plural_of_one(self, sku: str, text: str) -> bool:
+        """ "lattes", "pizzas": a plural of a product sold one by one. "apples" or "dumplings" is
+        not: the catalog's own name is plural (a bag of apples, a plate of dumplings)."""
+        word = text.split()[-1] if text.isascii() and text.strip() else ""
+        return word.endswith("s") and word not in self._name_words[sku]
+
+    def is_singular_of_plural(self, sku: str, text: str) -> bool:
+        """ "egg", "red envelope": the singular of a plural catalog term ("eggs"), so "an egg" is
+        one piece; "jiaozi" or "free-range eggs (12)" is not."""
+        return text.isascii() and any(self._terms.get(text + ending) == sku for ending in ("s", "es"))
 
     def find_geos(self, text: str) -> list[Span]:
         return self._geos.scan(text, "geo")
@@ -219,9 +237,14 @@ def _name_landmarks(hotels: list[Product], cities: set[str]) -> dict[str, str]:
     return found
 
 
-def _pack(product: Product) -> int:
+def _pack(product: Product) -> tuple[int, str]:
+    """(items in one unit, the Chinese measure word of one item) from the catalog names."""
     match = _PACK.search(normalize(product.name))
-    return int(match.group(1)) if match else 0
+    if match is None:
+        return 0, ""
+    pack = int(match.group(1) or match.group(2))
+    pieces = [m.group(2) for m in _ZH_PIECE.finditer(normalize(product.name_zh)) if int(m.group(1)) == pack]
+    return pack, pieces[0] if pieces else ""
 
 
 def _terms(products: list[Product]) -> dict[str, str]:

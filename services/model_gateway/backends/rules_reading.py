@@ -10,9 +10,15 @@
 4. Give each item its quantity: a clause that starts with a number reads "2 lattes", one that
    starts with a product reads "奶茶两杯" / "lattes x2".
 5. Apply the corrections: a later part replaces the item it names (same product) or the last
-   item, or, holding only a number, place or time, changes the last item.
+   item, or, holding only a number, place or time, changes the item it names ("拿铁改成两杯",
+   "change the slushes to one") or else the last item. It keeps what it does not restate ("two
+   lattes, no, americanos" is two americanos), takes off what it negates ("sorry, no apples"),
+   and after an unfinished fragment ("a hotpot and six cans of... no, a pack of water") it replaces
+   the fragment, not the item before it.
 
 The same product named in two clauses stays two items; named twice in one clause it is one.
+A quantity said two ways ("3 lattes x2", "a dozen eggs, 2 boxes") is kept twice (Item.restated)
+so that the caller can ask when the two disagree.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass, field
 from yiju.model_gateway.backends.rules_lexicon import HOTEL, RAIL, RIDE, Lexicon
 from yiju.model_gateway.backends.rules_numerals import COUNT, NIGHTS, Qty, find_quantities
 from yiju.model_gateway.backends.rules_places import find_places
+from yiju.model_gateway.backends.rules_stays import find_stays
 from yiju.model_gateway.backends.rules_text import (
     ALTERNATIVES,
     CORRECTIONS,
@@ -31,6 +38,7 @@ from yiju.model_gateway.backends.rules_text import (
     MODIFIER_BEFORE,
     NEGATION_BEFORE,
     RAIL_CUES,
+    REMOVAL_BEFORE,
     SEPARATORS,
     THERE,
     Span,
@@ -47,6 +55,12 @@ _STAY_VERBS = {"住", "入住", "stay", "staying"}
 _LATIN_WORD = re.compile(r"[a-z]+")
 _FILLER = {"for", "of", "please", "them", "it", "each", "in", "total", "all", "just"}
 _MAX_PREFIX_GAP, _MAX_POSTFIX_GAP = 40, 16
+_SOME_BEFORE = re.compile(r"(?<![a-z])some\s*$")
+# "来瓶水", "买个鸡蛋": a one-piece measure word with no number before it is one piece
+_BARE_PIECE = re.compile(r"(?<![零〇一二两俩仨三四五六七八九十百千万亿几0-9])([瓶罐听个枚只颗])$")
+_PLURAL_ENDINGS = ("es", "s")
+_ARTICLES = ("a ", "an ")
+_SWAP = re.compile(r"\s*(?:to|with|into|for)\s*(?:an?\s+|one\s+)?$")
 
 
 @dataclass(slots=True)
@@ -60,12 +74,16 @@ class Item:
     end: int
     clause: int
     count: Qty | None = None
-    unit_qty: Qty | None = None  # nights (hotel) or passengers (train, ride)
+    unit_qty: Qty | None = None  # passengers (train, ride)
+    stays: list[Qty] = field(default_factory=list)  # nights, days or a range of days (hotel)
+    sizes: list[Qty] = field(default_factory=list)  # pack sizes said ("a 12-pack")
+    restated: list[Qty] = field(default_factory=list)  # the count said a second time
     places: list[Span] = field(default_factory=list)
     times: list[Span] = field(default_factory=list)
     geos: list[Span] = field(default_factory=list)
     announced: bool = False  # a train or hotel named by cue words only, not a catalog term
     there: bool = False  # "a train there": its destination is a city named elsewhere
+    mention_only: bool = False  # the clause names only this product: "拿铁" in "拿铁改成两杯"
 
 
 @dataclass(slots=True)
@@ -78,6 +96,8 @@ class Clause:
     end: int
     spans: list[Span] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
+    dangling: bool = False  # ends in a number for no product, right before a correction
+    removed: list[str] = field(default_factory=list)  # skus negated here ("no apples")
 
     def of(self, kind: str) -> list[Span]:
         return [s for s in self.spans if s.kind == kind]
@@ -97,7 +117,9 @@ def read(text: str, lexicon: Lexicon, labels: tuple[str, ...]) -> Reading:
     masked = mask(text, products)
     fixes = find(CORRECTIONS, masked, "fix")
     masked = mask(masked, fixes)
-    info = find(ALTERNATIVES, masked, "or") + find_times(masked)
+    info = find_stays(masked)
+    masked = mask(masked, info)
+    info += find(ALTERNATIVES, masked, "or") + find_times(masked)
     masked = mask(masked, info)
     places = find_places(masked, labels)
     masked = mask(masked, places)
@@ -107,7 +129,9 @@ def read(text: str, lexicon: Lexicon, labels: tuple[str, ...]) -> Reading:
         + find(HOTEL_CUES, masked, "hotel_cue")
         + find(THERE, masked, "there")
     )
-    info += find_quantities(masked)
+    quantities = find_quantities(masked)
+    _vague_alternatives(masked, [s for s in info if s.kind == "or"], quantities)
+    info += quantities
     cuts = sorted(find(SEPARATORS, masked, "sep") + fixes, key=lambda s: s.start)
 
     notes: set[str] = set()
@@ -117,15 +141,23 @@ def read(text: str, lexicon: Lexicon, labels: tuple[str, ...]) -> Reading:
         clauses[bisect_right(starts, span.start) - 1].spans.append(span)
     for product in products:
         clause = clauses[bisect_right(starts, product.start) - 1]
-        if _keeps(masked, product, clause):
+        if clause.part and _removes(masked, product, clause):
+            clause.removed.append(product.value)  # "..., sorry, no apples", "no, not the americano"
+        elif _keeps(masked, product, clause):
             kind = lexicon.products[product.value].kind
-            clause.items.append(
-                Item(kind, product.value, product.text, product.start, product.end, clause.index)
-            )
+            item = Item(kind, product.value, product.text, product.start, product.end, clause.index)
+            if _some_of_many(masked, product, lexicon):
+                item.count = Qty(None)  # "some lattes": how many is not said
+            elif product.text.startswith(_ARTICLES):
+                item.count = Qty(1, article=True)  # a catalog term that says "a": "a dozen eggs"
+            elif piece := _BARE_PIECE.search(masked[max(0, product.start - 2) : product.start]):
+                item.count = Qty(1, article=True, measure=piece.group(1))  # "来瓶水": one bottle
+            clause.items.append(item)
             if len(product.text) == 1 and is_cjk(product.text):
                 notes.add("single-char")
     for clause in clauses:
         _announced_items(clause)
+        _mark_mentions(clause)
     clauses = _merge_orphans(masked, clauses, notes)
     for clause in clauses:
         _attach_quantities(masked, clause, notes)
@@ -136,7 +168,7 @@ def read(text: str, lexicon: Lexicon, labels: tuple[str, ...]) -> Reading:
             item.geos = [g for g in clause.of("geo") if item.kind in (RAIL, HOTEL)]
             item.there = item.kind == RAIL and bool(clause.of("there"))
     _attach_units(clauses)
-    items = _merged(_corrected(clauses, fixes, notes))
+    items = _merged(_corrected(text, clauses, fixes, notes))
     _resolve_there(items)
     return Reading(items, _choice(clauses), notes)
 
@@ -148,6 +180,24 @@ def _heads(text: str, products: list[Span]) -> list[Span]:
     return [
         p for p, q in zip(products, following, strict=False) if q is None or text[p.end : q.start].strip()
     ]
+
+
+def _some_of_many(masked: str, product: Span, lexicon: Lexicon) -> bool:
+    """ "some lattes": how many is not said ("some apples" is a bag of apples)."""
+    return bool(_SOME_BEFORE.search(masked[max(0, product.start - 8) : product.start])) and (
+        lexicon.is_plural_of_one(product.value, product.text)
+    )
+
+
+def _vague_alternatives(masked: str, alternatives: list[Span], quantities: list[Span]) -> None:
+    """ "two or three lattes", "a latte or two", "一杯或两杯": the number is not decided."""
+    for alt in alternatives:
+        for span in quantities:
+            qty = span.value
+            after = span.start >= alt.end and not masked[alt.end : span.start].strip()
+            before = qty.unit_end <= alt.start and not masked[qty.unit_end : alt.start].strip()
+            if qty.unit == COUNT and not qty.article and (after or before):
+                qty.value, qty.multiplier = None, after  # "or two" overrides the "a" before it
 
 
 def _clauses(text: str, cuts: list[Span], fixes: list[Span]) -> list[Clause]:
@@ -175,6 +225,10 @@ def _keeps(masked: str, product: Span, clause: Clause) -> bool:
     return not (clause.items and MODIFIER_BEFORE.search(before))
 
 
+def _removes(masked: str, product: Span, clause: Clause) -> bool:
+    return REMOVAL_BEFORE.search(masked[max(clause.start, product.start - 16) : product.start]) is not None
+
+
 def _announced_items(clause: Clause) -> None:
     """A train or hotel named only by cue words and places: "train from beijing to shanghai"."""
     kinds = {item.kind for item in clause.items}
@@ -199,6 +253,12 @@ def _announced_items(clause: Clause) -> None:
     clause.items.sort(key=lambda i: i.start)
 
 
+def _mark_mentions(clause: Clause) -> None:
+    """A clause holding one product and nothing else may only point at an earlier item."""
+    if len(clause.items) == 1 and not clause.items[0].announced and not clause.spans:
+        clause.items[0].mention_only = True
+
+
 def _residual(masked: str, clause: Clause) -> int:
     """How many words of the clause nothing recognised: none for "两杯" or "2 cups", many for chatter."""
     chars = list(masked[clause.start : clause.end])
@@ -211,15 +271,28 @@ def _residual(masked: str, clause: Clause) -> int:
 
 
 def _is_orphan(clause: Clause, clauses: list[Clause]) -> bool:
-    """No item, or only a cue-word train/hotel without a city that another clause already names:
-    "订杭州的酒店，住3晚", "明天十点的高铁，上海到杭州"."""
+    """No item, or only a cue-word train/hotel that another clause already names, without a city
+    or in the city of that clause's hotel: "订杭州的酒店，住3晚", "明天十点的高铁，上海到杭州",
+    "在上海住五天，帮我订外滩酒店"."""
     if not clause.items:
         return True
-    if any(not i.announced for i in clause.items) or any(g.value[0].city for g in clause.of("geo")):
+    if any(not i.announced for i in clause.items):
         return False
     kinds = {i.kind for i in clause.items}
-    others = (c for c in clauses if c.part == clause.part and c is not clause)
-    return any(i.kind in kinds for c in others for i in c.items)
+    others = [i for c in clauses if c.part == clause.part and c is not clause for i in c.items]
+    cities = [g.value[0] for g in clause.of("geo") if g.value[0].city]
+    if not cities:
+        return any(i.kind in kinds for i in others)
+    hotels = {city.hotel_sku for city in cities}
+    return kinds == {HOTEL} and any(i.kind == HOTEL and i.sku in hotels for i in others)
+
+
+def _is_tail(clause: Clause, clauses: list[Clause]) -> bool:
+    """The last non-empty clause of its part, with a self-correction after it."""
+    later = [c for c in clauses if c.index > clause.index]
+    return any(c.part > clause.part for c in later) and not any(
+        c.spans or c.items for c in later if c.part == clause.part
+    )
 
 
 def _merge_orphans(masked: str, clauses: list[Clause], notes: set[str]) -> list[Clause]:
@@ -234,19 +307,29 @@ def _merge_orphans(masked: str, clauses: list[Clause], notes: set[str]) -> list[
             continue
         before = [c for c in same_part if c.index < clause.index]
         host = before[-1] if before else same_part[0]
-        bare = bool(before) and _residual(masked, clause) <= 2  # "奶茶，两杯": a number after its product
+        host.removed += clause.removed
+        residual = _residual(masked, clause)
+        bare = bool(before) and residual <= 2  # "奶茶，两杯": a number after its product
+        tail = _is_tail(clause, clauses)
         for span in clause.spans:
             if span.kind != "qty" or bare or span.value.unit != COUNT:
                 host.spans.append(span)
+                if span.kind == "qty" and span.value.unit == COUNT:
+                    # "2 lattes, 3 cups": right after the product's clause (not "price: 0")
+                    span.value.afterthought = residual == 0 and not tail and host.index == clause.index - 1
+                    span.value.before_fix = tail
             elif not span.value.article:
                 notes.add("loose-number")  # "再来两杯可乐": a number for something not in the catalog
+                host.dangling = host.dangling or tail
         host.spans.sort(key=lambda s: s.start)
     return sorted(kept, key=lambda c: c.index)
 
 
 def _attach_quantities(masked: str, clause: Clause, notes: set[str]) -> None:
     targets = clause.items
-    counts = [q for q in clause.of("qty") if q.value.unit == COUNT and not q.value.each]
+    quantities = [q for q in clause.of("qty") if q.value.unit == COUNT and not q.value.each]
+    counts = [q for q in quantities if not q.value.size]
+    _attach_sizes(clause, [q for q in quantities if q.value.size])
     if not targets or not counts:
         return
     prefix_mode = counts[0].start < targets[0].start
@@ -261,8 +344,29 @@ def _attach_quantities(masked: str, clause: Clause, notes: set[str]) -> None:
                 target.count = q.value
                 break
         else:
-            if not q.value.article:
-                notes.add("loose-number")
+            _unattached(clause, q, prv, notes)
+
+
+def _unattached(clause: Clause, q: Span, prv: Item | None, notes: set[str]) -> None:
+    """A number no product took: a fragment cut off by a correction ("six cans of... no"), the
+    count said again ("3 lattes x2", "一打鸡蛋，两盒": kept, to ask if the two disagree), or noise."""
+    qty = q.value
+    if qty.before_fix:
+        clause.dangling = True
+    elif prv is not None and prv.count is not None and (qty.multiplier or qty.afterthought):
+        prv.restated.append(qty)
+    elif not qty.article:
+        notes.add("loose-number")
+
+
+def _attach_sizes(clause: Clause, sizes: list[Span]) -> None:
+    """A pack size goes to the product it describes: the next one, else the one before."""
+    for q in sizes:
+        nxt = next((t for t in clause.items if t.start >= q.end), None)
+        prv = next((t for t in reversed(clause.items) if t.end <= q.start), None)
+        owner = nxt or prv
+        if owner is not None:
+            owner.sizes.append(q.value)
 
 
 def _count_between(counts: list[Span], q: Span, target: Item, before: bool) -> bool:
@@ -303,12 +407,16 @@ def _attach_units(clauses: list[Clause]) -> None:
             own = [i for i in clause.items if i.kind in kinds]
             near = sorted((i for i in items if i.kind in kinds), key=lambda i: abs(i.start - q.start))
             for item in own or near[:1]:
-                item.unit_qty = q.value
+                if unit == NIGHTS:
+                    item.stays.append(q.value)
+                else:
+                    item.unit_qty = q.value
                 break
 
 
-def _corrected(clauses: list[Clause], fixes: list[Span], notes: set[str]) -> list[Item]:
+def _corrected(text: str, clauses: list[Clause], fixes: list[Span], notes: set[str]) -> list[Item]:
     result: list[Item] = []
+    dangling = {c.part for c in clauses if c.dangling}
     for part in sorted({c.part for c in clauses}):
         part_clauses = [c for c in clauses if c.part == part]
         items = [i for c in part_clauses for i in c.items]
@@ -316,34 +424,94 @@ def _corrected(clauses: list[Clause], fixes: list[Span], notes: set[str]) -> lis
             result.extend(items)
             continue
         notes.add("corrected")
+        removed = {sku for c in part_clauses for sku in c.removed}
+        result[:] = [i for i in result if i.sku not in removed]
+        if not result:
+            result.extend(items)
+            continue
+        target = _referenced(result) or _named_by_head(text, part_clauses, result)
+        if _swaps(text, items):  # "change the pizza to a durian pizza"
+            same = [i for i in result if i.sku == items[0].sku]
+            target, items = (same[-1] if same else target), items[1:]
         if items:
-            _replace(result, items[0])
-            result.extend(items[1:])
+            if part - 1 in dangling:
+                result.extend(items)  # "a hotpot and six cans of... no, a pack of water"
+            else:
+                _replace(result, items[0], target)
+                result.extend(items[1:])
             continue
         spans = [s for c in part_clauses for s in c.spans]
-        if not _amend(result, spans) and fixes[part - 1].value in _CANCEL:
-            result.pop()
+        if not _amend(result, spans, target) and fixes[part - 1].value in _CANCEL and not removed:
+            result.remove(target or result[-1])
     return result
 
 
-def _replace(result: list[Item], new: Item) -> None:
+def _swaps(text: str, items: list[Item]) -> bool:
+    """The first product only names what the second replaces: "the pizza to a durian pizza"."""
+    if len(items) < 2 or (items[0].count is not None and not items[0].count.article):
+        return False
+    return _SWAP.match(text, items[0].end, items[1].start) is not None
+
+
+def _referenced(result: list[Item]) -> Item | None:
+    """ "三杯拿铁一杯绿茶，拿铁改成两杯": a last clause that only names an earlier product points at it.
+    The mention is dropped and the earlier item is returned."""
+    last = result[-1]
+    if not last.mention_only or last.count is not None:
+        return None
+    earlier = [i for i in result[:-1] if i.sku == last.sku and i.clause != last.clause]
+    if not earlier:
+        return None
+    result.pop()
+    return earlier[-1]
+
+
+def _named_by_head(text: str, part_clauses: list[Clause], result: list[Item]) -> Item | None:
+    """ "two mango slushes and a latte, change the slushes to one": a word of the correction that
+    ends an earlier item's name (plural or not) points at that item."""
+    said = {_singular(w) for c in part_clauses for w in _LATIN_WORD.findall(text[c.start : c.end])}
+    heads = [i for i in result if i.query.isascii() and _singular(i.query.split()[-1]) in said - _FILLER]
+    return heads[-1] if heads else None
+
+
+def _singular(word: str) -> str:
+    for ending in _PLURAL_ENDINGS:
+        if word.endswith(ending) and len(word) > len(ending) + 2:
+            return word[: -len(ending)]
+    return word
+
+
+def _replace(result: list[Item], new: Item, target: Item | None = None) -> None:
+    """The corrected item takes the place of the one it names (same product), else of the target
+    or the last item, keeping what the correction does not restate."""
     same = [i for i in result if i.sku and i.sku == new.sku]
-    old = same[-1] if same else result[-1]
+    old = same[-1] if same else target or result[-1]
     new.places = new.places or old.places
     new.times = new.times or old.times
     if old.kind == new.kind:
         new.geos = new.geos or old.geos
+        new.count = new.count if new.count is not None else old.count  # "two lattes, no, americanos"
+        new.unit_qty = new.unit_qty or old.unit_qty
+        new.stays = new.stays or old.stays
     result[result.index(old)] = new
 
 
-def _amend(result: list[Item], spans: list[Span]) -> bool:
-    """A correction holding no product: "sorry, three", "no, to the office", "不对，八点"."""
-    last, changed = result[-1], False
+def _amend(result: list[Item], spans: list[Span], target: Item | None = None) -> bool:
+    """A correction holding no product: "sorry, three", "no, to the office", "不对，八点"; it
+    changes the item it names, else the last one."""
+    last, changed = target or result[-1], False
+    stays = [q for q in (s.value for s in spans if s.kind == "qty") if q.unit == NIGHTS]
     for q in (s.value for s in spans if s.kind == "qty"):
-        if q.unit == COUNT:
+        if q.unit == NIGHTS:
+            continue
+        if last.kind == HOTEL and q.unit == COUNT and q.items:
+            stays.append(q)  # "a hotel for 2 nights... make it 4": nights, not rooms
+        elif q.unit == COUNT and last.kind != RAIL:
             last.count, changed = q, True
         else:
             last.unit_qty, changed = q, True
+    if stays and last.kind == HOTEL:
+        last.stays, changed = stays, True
     for kind in ("place", "time"):
         new = [s for s in spans if s.kind == kind]
         if not new:

@@ -86,14 +86,18 @@ SEPARATORS = re.compile(
 )
 
 _NUMBER_AHEAD = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|make|\d)"
+_ZH_NUMBER_AHEAD = r"[0-9一二两三四五六七八九十俩仨]"
+# "make the lattes two" / "change the slushes to one" name what they change; "oh wait," starts a
+# correction only before punctuation ("wait for me" does not).
 CORRECTIONS = re.compile(
-    r"(?=[scnfiamo不算取说我改换应更哦噢呃额啊还\s])"
+    r"(?=[scnfiamow不算取说我改换应更哦噢呃额啊还\s])"
     r"(?:(?<![a-z])(?P<cancel>scratch that|cancel that|never ?mind|forget (?:it|that))(?![a-z])"
-    r"|(?<![a-z])(?P<fix>no wait|no sorry|sorry|i mean|i meant|actually|make (?:that|it)"
-    rf"|change (?:that|it) to|oops|correction|no(?=\s*[,.!;]|\s+{_NUMBER_AHEAD}(?![a-z])))(?![a-z])"
+    r"|(?<![a-z])(?P<fix>no wait|no sorry|sorry|i mean|i meant|actually|make (?:that|it|the)"
+    rf"|change (?:that|it) to|change the|oops|correction|(?:oh )?wait(?=\s*[,.!;])"
+    rf"|no(?=\s*[,.!;]|\s+{_NUMBER_AHEAD}(?![a-z])))(?![a-z])"
     r"|(?P<zcancel>算了|不要了|取消)"
     r"|(?P<zfix>不对|说错了|我是说|我的意思是|改成|换成|改为|换为|应该是|更正|哦不|噢不|呃不|额不|啊不|不不"
-    r"|(?<=,)\s*(?:不是|不)(?=\s*,)|(?<=,)\s*还是(?=\s*(?:来|要|换|改|给))))"
+    rf"|(?<=,)\s*(?:不是|不)(?=\s*,)|(?<=,)\s*还是(?=\s*(?:来|要|换|改|给|{_ZH_NUMBER_AHEAD}))))"
 )
 
 THERE = re.compile(r"(?=[t那])(?:(?<![a-z])there(?![a-z])|那里|那边|那儿)")
@@ -117,6 +121,10 @@ NEGATION_BEFORE = re.compile(
     r"(?:(?<![a-z])(?:without|no|not|don't want|dont want|my|your|his|her|our|their|oat|soy|almond|skim"
     r"|(?:price|prices|cost) of(?: the| a| an)?)"
     r"|不要|不加|不用|不需要|免|我的|你的)\s*$"
+)
+# A product negated in a self-correction is taken off the order: "..., sorry, no apples".
+REMOVAL_BEFORE = re.compile(
+    r"(?:(?<![a-z])(?:without|no|not|don't want|dont want)(?: the| any| more)?|不要|不用|不需要)\s*$"
 )
 MODIFIER_BEFORE = re.compile(r"(?:(?<![a-z])(?:with|extra)|多)\s*$")
 # Asking about prices is not ordering: "how much is a latte?", "拿铁多少钱".

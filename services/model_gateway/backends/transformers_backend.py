@@ -6,6 +6,11 @@ chat template with the tool definitions (`apply_chat_template(messages, tools=..
 plain prompt when the checkpoint has no template. A micro-batch is generated in one left-padded
 `generate()` call (greedy), on CUDA when available, in a worker thread so the event loop keeps
 serving. Qwen's `<tool_call>` output is read by the same parser as the openai backend's.
+
+Tool-calling turns (yiju.model_gateway.turns) run in lock-step: every sentence of the batch takes
+its first turn in one generate() call; those whose model called read-only tools get the results
+appended to their conversation and take the next turn together, and so on, within the turn and
+token budget. Each sentence's turn is a span with its token counts.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from yiju.model_gateway.backends.base import BackendAnswer, InvalidAnswer
 from yiju.model_gateway.config import TransformersSettings
-from yiju.model_gateway.prompt import SYSTEM_PROMPT, chat_messages, user_message
-from yiju.model_gateway.replies import parse_text_reply
-from yiju.model_gateway.tools import InvalidModelOutput, ParseRequest, openai_tools
+from yiju.model_gateway.prompt import SYSTEM_PROMPT
+from yiju.model_gateway.toolbox import ReadOnlyTools
+from yiju.model_gateway.tools import InvalidModelOutput, ParseRequest
+from yiju.model_gateway.turns import Conversation, TurnBudget, Usage, finished_turn_span
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +43,56 @@ _DTYPES = {
 }
 
 
-def plain_prompt(request: ParseRequest) -> str:
+def plain_prompt(conversation: Conversation) -> str:
     """For checkpoints without a chat template: the same rules and tools, as one text prompt."""
-    tools = "\n".join(json.dumps(t, ensure_ascii=False) for t in openai_tools())
+    tools = "\n".join(json.dumps(t, ensure_ascii=False) for t in conversation.tools())
+    turns = []
+    for message in conversation.messages[1:]:
+        role = {"user": "User", "assistant": "Assistant", "tool": f"Tool {message.get('name', '')}"}
+        turns.append(f"{role.get(message['role'], message['role'])}: {message.get('content') or ''}")
+    history = "\n".join(turns)
     return (
         f"{SYSTEM_PROMPT}\n\nTools:\n{tools}\n\nAnswer with one or more "
         '<tool_call>{"name": ..., "arguments": {...}}</tool_call> blocks.\n\n'
-        f"User: {user_message(request)}\nAssistant: "
+        f"{history}\nAssistant: "
     )
+
+
+def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat-completions messages as Hugging Face chat templates take them: tool-call arguments as
+    objects (Qwen's templates render them with tojson)."""
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if calls:
+            message = {
+                **message,
+                "tool_calls": [
+                    {**c, "function": {**c["function"], "arguments": json.loads(c["function"]["arguments"])}}
+                    for c in calls
+                ],
+            }
+        out.append(message)
+    return out
 
 
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, settings: TransformersSettings) -> None:
+    def __init__(
+        self,
+        settings: TransformersSettings,
+        *,
+        toolbox: ReadOnlyTools | None = None,
+        budget: TurnBudget | None = None,
+    ) -> None:
         if not settings.model_dir:
             raise ValueError(
                 "the transformers backend needs YIJU_TRANSFORMERS_MODEL_DIR (a local checkpoint)"
             )
         self.settings = settings
+        self.toolbox = toolbox
+        self.budget = budget or TurnBudget()
         self.model_dir = Path(settings.model_dir)
         self.device = ""
         self._model: Any = None
@@ -105,14 +143,16 @@ class TransformersBackend:
 
     # --- prompting and generation ----------------------------------------------------------
 
-    def prompt(self, request: ParseRequest) -> str:
+    def prompt(self, conversation: Conversation | ParseRequest) -> str:
+        if isinstance(conversation, ParseRequest):
+            conversation = Conversation(conversation, self.toolbox, self.budget)
         tokenizer = self._tokenizer
         if not getattr(tokenizer, "chat_template", None):
-            return plain_prompt(request)
+            return plain_prompt(conversation)
         return str(
             tokenizer.apply_chat_template(
-                chat_messages(request),
-                tools=openai_tools(),
+                template_messages(conversation.messages),
+                tools=conversation.tools(),
                 add_generation_prompt=True,
                 tokenize=False,
                 enable_thinking=False,  # Qwen3 templates: answer directly; others ignore it
@@ -151,27 +191,53 @@ class TransformersBackend:
             results.append((text, int(used) + stop))
         return results
 
-    def _answer(self, text: str, tokens: int) -> BackendAnswer:
-        try:
-            result = parse_text_reply(text)
-        except InvalidModelOutput as exc:
-            return InvalidAnswer(str(exc), tokens_used=tokens)
-        result.backend = self.name
-        result.tokens_used = tokens
-        return result
+    def _run(self, conversations: list[Conversation]) -> list[tuple[str, int, int]]:
+        """Prompts (chat template rendering is CPU work too) and generation, in the worker thread:
+        (completion text, tokens used, prompt tokens) per conversation."""
+        prompts = [self.prompt(c) for c in conversations]
+        generated = self.generate(prompts)
+        lengths = [len(self._tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        return [(text, tokens, n) for (text, tokens), n in zip(generated, lengths, strict=True)]
 
-    def _run(self, requests: list[ParseRequest]) -> list[tuple[str, int]]:
-        """Prompts (chat template rendering is CPU work too) and generation, in the worker thread."""
-        return self.generate([self.prompt(r) for r in requests])
+    async def _turn(self, conversations: list[Conversation]) -> list[tuple[str, Usage]]:
+        """One turn of every conversation, `max_batch` per generate() call; a span per sentence."""
+        step = max(1, self.settings.max_batch)
+        replies: list[tuple[str, Usage]] = []
+        for start in range(0, len(conversations), step):
+            chunk = conversations[start : start + step]
+            began = time.time_ns()
+            generated = await asyncio.to_thread(self._run, chunk)
+            ended = time.time_ns()
+            for conversation, (text, tokens, prompt_tokens) in zip(chunk, generated, strict=True):
+                usage = Usage(min(prompt_tokens, tokens), max(0, tokens - prompt_tokens))
+                finished_turn_span(
+                    self.name, self.model_dir.name, conversation.turns + 1, usage, text, began, ended
+                )
+                replies.append((text, usage))
+        return replies
 
     async def parse(self, requests: list[ParseRequest]) -> list[BackendAnswer]:
         await self.ensure_loaded()
-        answers: list[BackendAnswer] = []
-        step = max(1, self.settings.max_batch)
-        for start in range(0, len(requests), step):
-            generated = await asyncio.to_thread(self._run, requests[start : start + step])
-            answers.extend(self._answer(text, tokens) for text, tokens in generated)
-        return answers
+        conversations = [Conversation(r, self.toolbox, self.budget) for r in requests]
+        answers: list[BackendAnswer | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        while pending:
+            replies = await self._turn([conversations[i] for i in pending])
+            waiting = []
+            for i, (text, usage) in zip(pending, replies, strict=True):
+                conversation = conversations[i]
+                try:
+                    result = conversation.take({"role": "assistant", "content": text}, usage)
+                except InvalidModelOutput as exc:
+                    answers[i] = InvalidAnswer(str(exc), tokens_used=conversation.tokens)
+                    continue
+                if result is None:
+                    waiting.append(i)
+                else:
+                    result.backend = self.name
+                    answers[i] = result
+            pending = waiting
+        return [a for a in answers if a is not None]
 
     async def aclose(self) -> None:
         self._model = None

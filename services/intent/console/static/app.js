@@ -355,7 +355,8 @@
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}` +
       (summary.window_s ? ` · rates over ${summary.window_s.toFixed(0)} s` : "");
     $("#services").replaceChildren(...summary.services.map((s) =>
-      el("span", { class: `chip ${s.up ? "up" : "down"}`, title: s.error || s.target, text: `${s.up ? "●" : "○"} ${s.name}` })));
+      el("span", { class: `chip ${s.up ? "up" : "down"}`, title: s.error || s.target,
+        text: `${s.up ? "●" : "○"} ${s.name}${s.replicas > 1 ? ` ${s.replicas_up}/${s.replicas}` : ""}` })));
 
     const t = summary.throughput;
     $("#kpi-throughput").textContent = t.consumed_per_s === null ? "–" : `${rate(t.consumed_per_s)}/s`;
