@@ -1,4 +1,4 @@
-"""Shared fixtures: the demo catalog, and one Apache Kafka for the whole test session.
+"""Shared fixtures: the demo catalog, one Apache Kafka and one scratch Redis for the whole test session.
 
 Test platforms share that Kafka (`shared_kafka`) rather than starting a JVM each: each platform gets
 its own topic and consumer-group prefix (LocalPlatform's namespace), so they never see each other's
@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from yiju.common.catalog import Catalog, load_catalog
+from yiju.common.redis import create_redis
 from yiju_infra.local.broker import BrokerServer, create_broker
 from yiju_infra.local.platform import LocalPlatform
 from yiju_infra.local.processes import free_port
+from yiju_infra.local.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,6 +41,29 @@ async def shared_kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         yield broker
     finally:
         await broker.stop()
+
+
+@pytest.fixture(scope="session")
+async def scratch_redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisServer]:
+    """One Redis of the session for tests that need Redis but no platform (scripts, races, handlers)."""
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("scratch-redis"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def scratch_redis(scratch_redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client of the session's scratch Redis, emptied (and its stream settings reset) for each test."""
+    client = create_redis(url=scratch_redis_server.url)
+    await client.flushdb()
+    await client.config_set("stream-node-max-entries", 100)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def platform_on(kafka: BrokerServer, data_dir: Path, **kwargs: Any) -> LocalPlatform:

@@ -165,12 +165,18 @@ def free_port() -> int:
 class SimServer:
     """The simulated Qwen as its own process on one port, restarted with each run's settings."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
+    def __init__(self) -> None:
+        self.data_dir: Path | None = None  # its log, made at the first start
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.process: ModelSimProcess | None = None
-        self._client = httpx.AsyncClient(timeout=60, trust_env=False)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=60, trust_env=False)
+        return self._client
 
     @property
     def pid(self) -> int | None:
@@ -178,6 +184,8 @@ class SimServer:
 
     async def start(self, run: SimRun) -> None:
         await self.stop()
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="yiju-model-sim-"))
         self.process = ModelSimProcess(self.data_dir, self.port, run.argv())
         await self.process.start()
 
@@ -187,18 +195,21 @@ class SimServer:
             self.process = None
 
     async def orders(self) -> dict[str, dict[str, Any]]:
-        reply = await self._client.get(self.url.removesuffix("/v1") + "/orders")
+        reply = await self.client.get(self.url.removesuffix("/v1") + "/orders")
         reply.raise_for_status()
         return dict(reply.json())
 
     async def stats(self) -> dict[str, Any]:
-        reply = await self._client.get(self.url.removesuffix("/v1") + "/stats")
+        reply = await self.client.get(self.url.removesuffix("/v1") + "/stats")
         reply.raise_for_status()
         return dict(reply.json())
 
     async def aclose(self) -> None:
         await self.stop()
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def platform_env(config: ModelBenchConfig, sim_url: str) -> dict[str, str]:
@@ -236,7 +247,7 @@ class ModelBench:
     ) -> None:
         self.config = config
         self.console = console
-        self.sim = SimServer(Path(tempfile.mkdtemp(prefix="yiju-model-sim-")))
+        self.sim = SimServer()
         self.platform = platform_factory(platform_env(config, self.sim.url))
         self.kills: list[dict[str, Any]] = []
         # Per run, for the plot (not in the JSON): [completed at s, end-to-end ms, slow 0/1] per order.
@@ -276,7 +287,6 @@ class ModelBench:
             await plat.stop_all()
             await self.sim.aclose()
             shutil.rmtree(plat.data_dir, ignore_errors=True)
-            shutil.rmtree(self.sim.data_dir, ignore_errors=True)
         results["seconds"] = round(time.time() - started, 1)
         return results
 

@@ -85,7 +85,8 @@ def model_png(
         axis.set_xlabel("latency (ms)")
         axis.set_ylabel("share of orders")
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=8, loc="lower right")
+        if axis.get_lines():
+            axis.legend(fontsize=8, loc="lower right")
 
     for label, rows in series.items():
         time_ax.scatter(

@@ -21,9 +21,12 @@ synthetic users, then
 5. checks at the end: nothing lost or duplicated after a final drain, every completed order reads
    COMPLETED in the projection, and the wallets were charged exactly what was captured.
 
-`--kafka-client` names the services' Kafka client; the results carry it (`kafka_client`) and a
-`by_client` entry with the headline figures for it. Only aiokafka exists today; the confluent-kafka
-broker (issue 15, part B) adds its name to KAFKA_CLIENTS and the bench runs once per client.
+`--kafka-client` picks the services' Kafka client (YIJU_KAFKA_CLIENT: aiokafka, confluent) for the
+steps above; `both` (the default) runs them on aiokafka and then, on the same platform, compares the
+clients side by side: for each, the services restarted on it (production sampler), a steady step at
+--client-rate and a capacity burst of --client-burst. `by_client` holds each client's figures
+(cpu_ms_per_sentence, completed/s and p99 at the steady step, capacity); with one client named, the
+headline figures of the run under that client's name.
 
 Every step and the capacity burst run on one platform: Apache Kafka finds a fetch offset through its
 index, so a step does not inherit a broker cost from the log the steps before it left (`make soak`
@@ -86,8 +89,9 @@ HEADLINE = (
     "capacity_sentences_per_s",
     "cpu_ms_per_sentence",
 )
-# The services' Kafka client. Part B of issue 15 adds "confluent" (faststream's confluent broker).
-KAFKA_CLIENTS = ("aiokafka",)
+# The services' Kafka clients (yiju.common.kafka_client): faststream's aiokafka and confluent brokers.
+KAFKA_CLIENTS = ("aiokafka", "confluent")
+BOTH_CLIENTS = "both"
 FULL_SAMPLER = ("parentbased_always_on", 1.0)
 # The chart's production default (charts/yiju/values.yaml, otel.sampling): parent-based, 5 % of traces.
 PRODUCTION_SAMPLER = "parentbased_traceidratio"
@@ -119,6 +123,11 @@ class BenchConfig:
     sampling_rate: float = 200.0
     sample_ratio: float = PRODUCTION_SAMPLE_RATIO
     kafka_client: str = "aiokafka"
+    # The side-by-side client comparison: a steady step at client_rate and a burst of client_burst on each
+    # of these clients (empty: none; by_client then carries the run's headline under kafka_client).
+    compare_clients: tuple[str, ...] = ()
+    client_rate: float = 200.0
+    client_burst: int = 3000
     out: Path = REPO_ROOT / "bench" / "results.json"
     png: Path = REPO_ROOT / "bench" / "latency.png"
 
@@ -158,6 +167,22 @@ def sampling_summary(step: dict[str, Any], sampler: str, ratio: float) -> dict[s
         "cpu_ms_per_sentence": step["platform_cpu_ms_per_sentence"],
         "cpu_ms_per_sentence_by_process": step["cpu_ms_per_sentence_by_process"],
         "cpu_percent_others": step["cpu_percent"].get("others"),
+        "verdict": step["verdict"],
+    }
+
+
+def client_summary(step: dict[str, Any], burst: dict[str, Any] | None) -> dict[str, Any]:
+    """One client's steady step and burst, as `by_client.<client>` reports it."""
+    return {
+        "offered_per_s": step["offered_per_s"],
+        "sentences_per_s": step["completed_per_s"],
+        "p50_ms": step["pipeline_latency_ms"]["p50"],
+        "p99_ms": step["pipeline_latency_ms"]["p99"],
+        "cpu_ms_per_sentence": step["platform_cpu_ms_per_sentence"],
+        "cpu_ms_per_sentence_by_process": step["cpu_ms_per_sentence_by_process"],
+        "cpu_percent_others": step["cpu_percent"].get("others"),
+        "capacity_sentences_per_s": burst["sentences_per_s"] if burst else None,
+        "capacity_cpu_ms_per_sentence": burst["platform_cpu_ms_per_sentence"] if burst else None,
         "verdict": step["verdict"],
     }
 
@@ -222,18 +247,22 @@ def _merge(a: Any, b: Any, key: str) -> Any:
 
 
 class PipelineBench:
+    by_client: dict[str, Any] | None = None  # filled by the client comparison (see _compare_clients)
+
     def __init__(self, config: BenchConfig, console: Console) -> None:
         self.config = config
         self.console = console
         self.platform = self._new_platform()
         # Filled by the sampler comparison (see _compare_samplers): {"full": ..., "production": ...}.
         self.sampling: dict[str, Any] | None = None
+        self.by_client = None
 
     def _new_platform(self) -> LocalPlatform:
         config = self.config
         env = {
             "YIJU_SYNTHETIC_USERS": str(config.users),
             "YIJU_GATEWAY_BACKENDS": "rules",
+            "YIJU_KAFKA_CLIENT": config.kafka_client,
             **config.extra_env,
         }
         kwargs: dict[str, Any] = {"extra_env": env}
@@ -264,7 +293,9 @@ class PipelineBench:
             )
             if not cfg.fresh_per_step:
                 await self._start_services()
-                steps, checks = await self._load(cfg.rates, capacity=cfg.burst > 0 or cfg.sampling_rate > 0)
+                steps, checks = await self._load(
+                    cfg.rates, capacity=cfg.burst > 0 or cfg.sampling_rate > 0 or bool(cfg.compare_clients)
+                )
         finally:
             await self._discard_platform()
         if cfg.fresh_per_step:
@@ -275,7 +306,7 @@ class PipelineBench:
                 parts.append(part)
                 if more and more[-1]["verdict"] and not cfg.keep_going:
                     break
-            if cfg.burst > 0 or cfg.sampling_rate > 0:
+            if cfg.burst > 0 or cfg.sampling_rate > 0 or cfg.compare_clients:
                 parts.append((await self._on_fresh_platform((), capacity=True))[1])
             checks = merge_checks(parts)
         self.console.print(phase_table(steps, "pipeline steps"), width=max(self.console.width, 150))
@@ -341,6 +372,8 @@ class PipelineBench:
                     burst = await self._capacity(runner, redis) if capacity and cfg.burst > 0 else None
                     if capacity and cfg.sampling_rate > 0:
                         self.sampling = await self._compare_samplers(runner, redis)
+                    if capacity and cfg.compare_clients:
+                        self.by_client = await self._compare_clients(runner, redis)
                 measured = [t for t in runner.tracks() if t.phase > 0 or cfg.warmup_s <= 0]
                 final = runner.overall_result(final=True)
                 checks = {
@@ -379,11 +412,41 @@ class PipelineBench:
             )
         return out
 
+    async def _compare_clients(self, runner: LoadRunner, redis: Any) -> dict[str, Any]:
+        """For each client: the services restarted on it (with the production sampler), a warm-up, a steady
+        step at `client_rate` and a burst of `client_burst`, on the same platform, one after the other."""
+        cfg = self.config
+        out: dict[str, Any] = {}
+        for client in cfg.compare_clients:
+            await self._use_env(
+                {
+                    "YIJU_KAFKA_CLIENT": client,
+                    "YIJU_TRACE_SAMPLER": PRODUCTION_SAMPLER,
+                    "YIJU_TRACE_SAMPLE_RATIO": f"{cfg.sample_ratio:g}",
+                }
+            )
+            await runner.run_phase(Constant(cfg.warmup_rate, max(cfg.warmup_s, 5.0)), f"warm-up {client}")
+            await runner.drain(cfg.drain_s)
+            step = await self._step(runner, cfg.client_rate, redis)
+            burst = await self._capacity(runner, redis, cfg.client_burst) if cfg.client_burst > 0 else None
+            out[client] = client_summary(step, burst)
+            got = out[client]
+            self.say(
+                f"  {client} at {cfg.client_rate:g}/s: {got['cpu_ms_per_sentence']:.2f} ms CPU/sentence "
+                f"(platform), completed {got['sentences_per_s']:.0f}/s, p99 {got['p99_ms']:.0f} ms"
+                + (f", capacity {burst['sentences_per_s']:.0f}/s" if burst else "")
+                + (f"  -> {step['verdict']}" if step["verdict"] else "")
+            )
+        return out
+
     async def _use_sampler(self, sampler: str, ratio: float) -> None:
         """Restarts every service with this head sampler (YIJU_TRACE_SAMPLER / _SAMPLE_RATIO), unless it
         already runs it."""
+        await self._use_env({"YIJU_TRACE_SAMPLER": sampler, "YIJU_TRACE_SAMPLE_RATIO": f"{ratio:g}"})
+
+    async def _use_env(self, wanted: dict[str, str]) -> None:
+        """Restarts every service with these settings, unless it already runs them."""
         plat = self.platform
-        wanted = {"YIJU_TRACE_SAMPLER": sampler, "YIJU_TRACE_SAMPLE_RATIO": f"{ratio:g}"}
         if all(plat.extra_env.get(k) == v for k, v in wanted.items()):
             return
         plat.extra_env.update(wanted)
@@ -391,15 +454,17 @@ class PipelineBench:
             for name in plat.instances(service):
                 await plat.restart(name, timeout=180)
 
-    async def _capacity(self, runner: LoadRunner, redis: Any) -> dict[str, Any]:
-        """Offers `burst` sentences within ~5 s and times how fast the pipeline completes the backlog."""
+    async def _capacity(self, runner: LoadRunner, redis: Any, size: int | None = None) -> dict[str, Any]:
+        """Offers `size` (default --burst) sentences within ~5 s and times how fast the pipeline completes
+        the backlog."""
         cfg = self.config
+        size = cfg.burst if size is None else size
         pids = self.platform.pids
-        rate = max(cfg.burst / 5.0, 1.0)
-        self.say(f"capacity: {cfg.burst} sentences offered at {rate:.0f}/s, then drained ...")
+        rate = max(size / 5.0, 1.0)
+        self.say(f"capacity: {size} sentences offered at {rate:.0f}/s, then drained ...")
         first = cpu.sample(pids)
-        phase = await runner.run_phase(Constant(rate, cfg.burst / rate), "capacity burst")
-        await runner.drain(cfg.final_drain_s + cfg.burst / 50)
+        phase = await runner.run_phase(Constant(rate, size / rate), "capacity burst")
+        await runner.drain(cfg.final_drain_s + size / 50)
         projection = await verify_projection(redis, runner.tracks(phase), wait_s=cfg.final_drain_s)
         projected_ms = time.time() * 1000  # the projection reads COMPLETED for all of them (±0.5 s)
         done = cpu.sample(pids)
@@ -409,6 +474,7 @@ class PipelineBench:
         projected_s = (projected_ms - phase.started_ms) / 1000 if finished else 0.0
         used = cpu.usage(first, done)
         wall = done.at - first.at
+        finished_n = max(len(finished), 1)
         capacity = {
             "offered": result["offered"],
             "completed": result["completed"],
@@ -422,7 +488,8 @@ class PipelineBench:
             "sentences_per_s": round(len(finished) / projected_s, 1) if projected_s else 0.0,
             "projection_behind": projection["mismatched"],
             "cpu_percent": used,
-            "cpu_ms_per_sentence": round(used["all ours"] / 100 * wall * 1000 / max(len(finished), 1), 3),
+            "cpu_ms_per_sentence": round(used["all ours"] / 100 * wall * 1000 / finished_n, 3),
+            "platform_cpu_ms_per_sentence": cpu.platform_ms_per_sentence(used, wall, finished_n),
         }
         self.say(
             f"  capacity: {capacity['completed']}/{capacity['offered']} captured in "
@@ -501,8 +568,8 @@ class PipelineBench:
             "cpu_ms_per_sentence_basis": cpu_basis,
             "sampling": self.sampling,
             "kafka_client": cfg.kafka_client,
-            # Part B of issue 15 measures each client; today the one in use.
-            "by_client": {cfg.kafka_client: headline},
+            # Each client's figures side by side (the client comparison), else this run's under its client.
+            "by_client": self.by_client or {cfg.kafka_client: headline},
             "notes": {
                 "latency": "p50/p95/p99_ms: from intent accepted (IntentAccepted.accepted_at_ms) to the "
                 "PaymentCaptured event (the order's COMPLETED); e2e_*: from the sentence's intended send "
@@ -579,9 +646,20 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--kafka-client",
-        choices=KAFKA_CLIENTS,
-        default=KAFKA_CLIENTS[0],
-        help="the services' Kafka client (issue 15 part B adds confluent)",
+        choices=(*KAFKA_CLIENTS, BOTH_CLIENTS),
+        default=BOTH_CLIENTS,
+        help="the services' Kafka client (YIJU_KAFKA_CLIENT); both (default): the steps on aiokafka, then a "
+        "steady step and a burst on each client, side by side (by_client)",
+    )
+    parser.add_argument(
+        "--client-rate",
+        type=float,
+        help="offered rate of each client's steady step (default 200; --quick 100)",
+    )
+    parser.add_argument(
+        "--client-burst",
+        type=int,
+        help="sentences in each client's capacity burst (default 3000; --quick 1000)",
     )
     parser.add_argument("--replicas", default="", metavar="SVC=N,...", help="service replicas, e.g. intent=2")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra service environment")
@@ -596,7 +674,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         latency_basis=args.latency_from,
         fresh_per_step=args.fresh_platform_per_step,
         sample_ratio=args.sample_ratio,
-        kafka_client=args.kafka_client,
+        kafka_client=KAFKA_CLIENTS[0] if args.kafka_client == BOTH_CLIENTS else args.kafka_client,
+        compare_clients=KAFKA_CLIENTS if args.kafka_client == BOTH_CLIENTS else (),
     )
     if not 0.0 <= args.sample_ratio <= 1.0:
         parser.error(f"--sample-ratio {args.sample_ratio:g}: a ratio must be between 0 and 1")
@@ -605,6 +684,11 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         config.burst = 3000
         config.rates = (50, 100, 200, 400)
         config.sampling_rate = 100.0
+        config.client_rate, config.client_burst = 100.0, 1000
+    if args.client_rate is not None:
+        config.client_rate = args.client_rate
+    if args.client_burst is not None:
+        config.client_burst = args.client_burst
     if args.rates:
         config.rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
     if args.step_s:

@@ -11,7 +11,6 @@ so bad input never stalls a partition or loses a neighbour's message.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 import traceback
@@ -20,17 +19,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from redis.asyncio.client import Redis
 
-from yiju.common import telemetry
+from yiju.common import kafka_client, telemetry
 from yiju.common.broker import EventPublisher
 from yiju.common.envelope import BY_MESSAGE, EventMeta, MalformedEvent, decode, now_iso
 from yiju.common.metrics import BATCH_SIZE, CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
@@ -45,7 +41,12 @@ class RetryLater(Exception):
     """A dependency is down (not the record's fault): rewind the batch and try again later."""
 
 
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (*INFRA_ERRORS, KafkaError, TimeoutError, RetryLater)
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    *INFRA_ERRORS,
+    *kafka_client.KAFKA_ERRORS,
+    TimeoutError,
+    RetryLater,
+)
 
 
 class PermanentError(Exception):
@@ -123,7 +124,9 @@ class BatchProcessor:
     def _dedup_key(self, event_id: str) -> str:
         return f"dedup:{self.group.name}:{event_id}"
 
-    async def handle(self, records: Sequence[Record], consumer: Any | None = None) -> None:
+    async def handle(self, records: Sequence[Any], consumer: Any | None = None) -> None:
+        """Handles a batch of either client's records (`consumer`: the one they came from, for lag)."""
+        records = kafka_client.records_of(records)
         self._metric(BATCH_SIZE, self.group.name).observe(len(records))
         decoded: list[tuple[Record, EventMeta, Message]] = []
         for record in records:
@@ -187,25 +190,13 @@ class BatchProcessor:
         if handler is None:
             await self.dead_letter(record, "unhandled", MalformedEvent(f"no handler for {topic}"), 0)
             return True
-        attributes = {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
-            "messaging.destination.name": record.topic,
-            "messaging.consumer.group.name": self._wire_group,
-            "messaging.destination.partition.id": str(record.partition),
-            "messaging.kafka.offset": record.offset,
-            "messaging.kafka.message.key": meta.subject,
-            "messaging.message.id": meta.id,
-            "cloudevents.event_type": meta.type,
-        }
         parent = telemetry.extract(meta.headers)
         started = time.perf_counter()
         # Made current by hand rather than with start_as_current_span's context-manager layers (a
         # measurable share of a consumer's CPU at ~17 spans a sentence); same span, same context.
-        span = self._tracer.start_span(
-            f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-        )
+        span = self._tracer.start_span(f"process {record.topic}", context=parent, kind=SpanKind.CONSUMER)
+        if span.is_recording():  # a sampled-out sentence pays for no attributes
+            span.set_attributes(self._process_attributes(record, meta))
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             attempt = 0
@@ -249,6 +240,20 @@ class BatchProcessor:
         self._metric(HANDLER_SECONDS, self.group.name, topic).observe(time.perf_counter() - started)
         self._metric(EVENTS_CONSUMED, self.group.name, topic, "ok").inc()
         return True
+
+    def _process_attributes(self, record: Record, meta: EventMeta) -> dict[str, Any]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": self._wire_group,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "messaging.kafka.message.key": meta.subject,
+            "messaging.message.id": meta.id,
+            "cloudevents.event_type": meta.type,
+        }
 
     async def dead_letter(self, record: Record, reason: str, error: BaseException, attempts: int) -> None:
         """Moves a record to the group's dead-letter topic with the error and where it came from."""
@@ -295,42 +300,28 @@ class BatchProcessor:
         if consumer is None:
             return
         for (topic, partition), offset in last.items():
-            high = consumer.highwater(TopicPartition(topic, partition))
+            high = kafka_client.highwater(consumer, topic, partition)
             if high is not None:
                 CONSUMER_LAG.labels(self.group.name, topic, str(partition)).set(max(high - offset - 1, 0))
-
-
-def _utf8(value: bytes | None) -> bool:
-    try:
-        (value or b"").decode()
-    except UnicodeDecodeError:
-        return False
-    return value is not None
-
-
-def _printable_headers(record: Any) -> Any:
-    """The record with header values faststream can decode (it decodes every header as UTF-8)."""
-    if all(_utf8(v) for _, v in record.headers):
-        return record
-    return dataclasses.replace(record, headers=tuple((k, v if _utf8(v) else b"") for k, v in record.headers))
 
 
 async def tolerant_parser(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
     """faststream's batch parser fails a whole batch on one header that is not UTF-8, and the batch
     would be redelivered forever. It gets sanitized copies; the handler gets the original records, so
     the envelope check dead-letters the bad one with its reason and its neighbours flow."""
-    message = await original(tuple(_printable_headers(r) for r in records))
+    message = await original(tuple(kafka_client.printable(r) for r in records))
     message.raw_message = records
     return message
 
 
 async def raw_values(message: Any, original: Callable[..., Awaitable[Any]]) -> list[bytes]:
     """The batch body as raw values (the handler decodes protobuf itself)."""
-    return [r.value or b"" for r in message.raw_message]
+    return kafka_client.values_of(message.raw_message)
 
 
-def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings) -> None:
-    """Attaches a batch subscriber for the processor's consumer group to the broker."""
+def subscribe(broker: Any, processor: BatchProcessor, settings: Settings) -> None:
+    """Attaches a batch subscriber for the processor's consumer group to the broker (faststream's, for
+    either Kafka client: yiju.common.kafka_client)."""
     group = processor.group
     namespace = Namespace.of(settings)
     context = broker.context
@@ -340,7 +331,7 @@ def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings
         group_id=namespace.group(group.name),
         batch=True,
         max_records=settings.kafka_max_poll_records,
-        batch_timeout_ms=settings.kafka_batch_timeout_ms,
+        **kafka_client.batch_subscriber_options(settings),
         # A fetch waits at most this long for new records. tansu answers a waiting fetch only when the
         # wait is over (not when records arrive), so aiokafka's default (500 ms) would add up to half a
         # second per hop; the batch timeout is how long a batch may wait anyway.
@@ -362,5 +353,5 @@ def subscribe(broker: KafkaBroker, processor: BatchProcessor, settings: Settings
         # The message comes from faststream's context, not as a `message: KafkaMessage` parameter:
         # fast_depends resolves such a context parameter with a sync call in a worker thread, a
         # thread hand-off for every batch.
-        message: KafkaMessage = context.get_local("message")
+        message = context.get_local("message")
         await processor.handle(message.raw_message, message.consumer)

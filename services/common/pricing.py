@@ -8,6 +8,7 @@ catalog name or alias), a quantity, saved-place labels and a time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,25 +47,82 @@ class OverLimit(ValueError):
     """An action asks for more than the platform allows (reject)."""
 
 
+# A rail product's route, as the catalog names it: "high-speed rail Beijing to Shanghai, second class",
+# with aliases such as "北京到上海高铁" for the Chinese city names.
+_EN_ROUTE = re.compile(r"([a-z]+) to ([a-z]+)")
+_ZH_ROUTE = re.compile(r"^(.+?)到(.+?)的?(?:高铁|火车|动车)$")
+_PLACE_SUFFIXES = (" railway station", " station", " city", "火车站", "站", "市")
+
+
+@dataclass(frozen=True)
+class RailRoute:
+    """A train the catalog sells: its SKU and the names (lower-cased) of its two cities."""
+
+    sku: str
+    origin: frozenset[str]
+    destination: frozenset[str]
+
+
+def _city(name: str) -> str:
+    city = " ".join(name.strip().lower().split())
+    for suffix in _PLACE_SUFFIXES:
+        if city.endswith(suffix) and len(city) > len(suffix):
+            return city[: -len(suffix)].strip()
+    return city
+
+
+def _rail_route(product: Product) -> RailRoute | None:
+    en = _EN_ROUTE.search(product.name.lower())
+    if product.vertical not in TOOL_ACCEPTS["book_rail"] or en is None:
+        return None
+    origin, destination = {en.group(1)}, {en.group(2)}
+    for term in product.terms:
+        zh = _ZH_ROUTE.match(term.strip())
+        if zh:
+            origin.add(zh.group(1))
+            destination.add(zh.group(2))
+    return RailRoute(product.sku, frozenset(origin), frozenset(destination))
+
+
 @dataclass(frozen=True)
 class CatalogIndex:
-    """Exact lookup of catalog names and aliases (lower-cased)."""
+    """Exact lookup of catalog names and aliases (lower-cased), and of trains by route."""
 
     terms: dict[str, str]
+    routes: tuple[RailRoute, ...] = ()
 
     @classmethod
     def build(cls, catalog: Catalog) -> CatalogIndex:
         terms: dict[str, str] = {}
+        routes = []
         for product in catalog.products.values():
             for term in product.terms:
                 terms.setdefault(term.strip().lower(), product.sku)
-        return cls(terms)
+            route = _rail_route(product)
+            if route is not None:
+                routes.append(route)
+        return cls(terms, tuple(routes))
+
+    def train(self, origin: str, destination: str) -> str:
+        """The SKU of the one train from `origin` (may be empty) to `destination`; "" when the catalog
+        has none or more than one. The same rule as the rules backend's: a route named by its cities,
+        the origin optional when only one train goes to the destination."""
+        to, start = _city(destination), _city(origin)
+        if not to:
+            return ""
+        found = [r.sku for r in self.routes if to in r.destination and (not start or start in r.origin)]
+        return found[0] if len(found) == 1 else ""
 
 
 def resolve_product(action: PricedAction, catalog: Catalog, index: CatalogIndex) -> Product:
     product = catalog.product(action.sku) if action.sku else None
     if product is None and action.product_query:
         sku = index.terms.get(action.product_query.strip().lower())
+        product = catalog.product(sku) if sku else None
+    if product is None and action.tool == "book_rail" and not action.sku and not action.product_query:
+        # A model books a train by route (book_rail has no product argument): the catalog's train
+        # between those cities, at the catalog's price.
+        sku = index.train(action.origin, action.destination)
         product = catalog.product(sku) if sku else None
     if product is None:
         what = action.product_query or action.sku or action.tool

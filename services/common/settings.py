@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
 
     # Kafka (any Kafka-protocol cluster; every setting is configurable for production clusters)
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # The client library under faststream (yiju.common.kafka_client): "aiokafka" (the design's default)
+    # or "confluent" (confluent-kafka, librdkafka). Every consumer and publisher follows it.
+    kafka_client: Literal["aiokafka", "confluent"] = "aiokafka"
     kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     kafka_sasl_username: str = ""
@@ -104,7 +108,7 @@ class Settings(BaseSettings):
     replay_signing_key_file: str = ""
     edge_rate_per_user_per_s: float = 20.0
     edge_rate_burst: int = 40
-    max_body_bytes: int = 16 * 1024
+    max_body_bytes: int = 32 * 1024  # 2,000 characters of JSON-escaped CJK/emoji text fit
     # How long an intent submission waits for the broker to take its event before answering 503 (gRPC
     # UNAVAILABLE): a broker outage answers clients instead of holding their requests. A retry with the
     # same idempotency key continues the same order (its event id does not change), so it is safe.

@@ -231,6 +231,7 @@ def create_app(
         title="yiju intent API",
         version="1.0.0",
         description="One sentence in, a paid and fulfilled order out.",
+        telemetry={"tracing": False},  # TracingMiddleware makes the request's span; FastAPI's is a 2nd trace
     )
     app.state.edge = edge
     app.add_middleware(TracingMiddleware)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from aiokafka.errors import KafkaError
 from redis.asyncio.client import Redis
 
 from yiju.common.broker import EventPublisher
@@ -24,6 +23,7 @@ from yiju.common.catalog import Catalog
 from yiju.common.consumer import EventContext, EventRouter, PermanentError, RetryLater
 from yiju.common.envelope import EventMeta, now_iso
 from yiju.common.intake_assertion import IntakeAssertionError, IntakeVerifier
+from yiju.common.kafka_client import KAFKA_ERRORS
 from yiju.common.redis import load_script
 from yiju.common.replay_assertion import HEADER as REPLAY_HEADER
 from yiju.common.replay_assertion import ReplayAssertionError, ReplayVerifier
@@ -149,7 +149,7 @@ class Ingest:
                 self.settings.edge_publish_timeout_s
             ):  # no extra task, unlike wait_for
                 await self.publisher.publish(accepted, order_id)
-        except (TimeoutError, KafkaError) as exc:
+        except (TimeoutError, *KAFKA_ERRORS) as exc:
             raise IngestError(
                 "unavailable",
                 "the event log did not take the intent in time; retry with the same idempotency_key",

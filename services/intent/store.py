@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from redis.asyncio.client import Redis
+from redis.asyncio.client import PubSub, Redis
 
 from yiju.common.orders import RANK, TERMINAL, OrderStatus, is_settled
 from yiju.common.redis import load_script
@@ -165,14 +165,30 @@ class OrderStore:
                     quiet_since = time.monotonic()
                 if is_settled(order["status"]):
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        pubsub.get_message(ignore_subscribe_messages=True, timeout=poll_s), poll_s + 0.5
-                    )
+                await _next_change(pubsub, poll_s)
         finally:
+            # Bounded: a stalled Redis must not keep a leaving watcher (its connection is dropped).
             with contextlib.suppress(Exception):
-                await pubsub.unsubscribe()
-                await pubsub.aclose()
+                async with asyncio.timeout(2.0):
+                    await pubsub.unsubscribe()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await pubsub.aclose()
+
+
+async def _next_change(pubsub: PubSub, wait_s: float) -> None:
+    """Waits up to `wait_s` for a change message, and ends at once when the watcher is cancelled.
+
+    The wait is ours (a blocking read under asyncio.timeout), not redis-py's read timeout: on Python
+    3.11 a cancellation that lands inside redis-py's own timeout is turned into a TimeoutError that its
+    retry swallows, and the task, still marked as cancelling, then ignores every later timeout: a watcher
+    whose client left during a Redis stall never ended, and kept its slot and connection."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():  # a cancellation swallowed below: honour it now
+        raise asyncio.CancelledError
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait_s):
+            await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
 
 
 def render(order_id: str, doc: dict[str, str], history: list[str]) -> dict[str, Any]:

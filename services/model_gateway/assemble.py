@@ -22,6 +22,18 @@ from yiju.model_gateway.gateway import Gateway
 from yiju.model_gateway.pipeline import GatewayPipeline
 from yiju.model_gateway.ratelimit import LocalBuckets, RedisBuckets, TenantLimiter
 from yiju.model_gateway.servicer import ModelGatewayServicer
+from yiju.model_gateway.tools import ParseRequest, ParseResult
+
+# Backends whose batch is one in-process forward pass: micro-batching is what makes their GPU batch.
+# Every other model backend serves concurrent requests itself (continuous batching on the server).
+IN_PROCESS_BATCHING = frozenset({"transformers"})
+
+
+def worker_micro_batches(mode: str, chain: Sequence[Backend]) -> bool:
+    """Whether the Kafka worker's sentences go through the micro-batcher (YIJU_GATEWAY_WORKER_MICRO_BATCH)."""
+    if mode in ("on", "off"):
+        return mode == "on"
+    return any(b.name in IN_PROCESS_BATCHING for b in chain)
 
 
 @dataclass
@@ -31,9 +43,15 @@ class Assembly:
     pipeline: GatewayPipeline
     limiter: TenantLimiter
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    worker_batches: bool = False  # the Kafka worker's calls go through the micro-batcher
 
     def servicer(self) -> ModelGatewayServicer:
         return ModelGatewayServicer(self.pipeline, self.limiter)
+
+    async def worker_parse(self, request: ParseRequest) -> ParseResult:
+        """One sentence of the Kafka worker: its own in-flight window gives the concurrency, so it is
+        micro-batched only for an in-process backend (see worker_micro_batches)."""
+        return await self.pipeline.parse_one(request, batch=self.worker_batches)
 
     async def aclose(self) -> None:
         await self.pipeline.aclose()
@@ -93,4 +111,11 @@ def assemble(
         request_burst=settings.tenant_request_burst,
         tokens_per_min=settings.tenant_tokens_per_min,
     )
-    return Assembly(chain, gateway, pipeline, limiter, breakers)
+    return Assembly(
+        chain,
+        gateway,
+        pipeline,
+        limiter,
+        breakers,
+        worker_batches=worker_micro_batches(settings.worker_micro_batch, chain),
+    )

@@ -63,6 +63,11 @@ class GatewaySettings(BaseSettings):
 
     max_batch: int = 32
     max_wait_ms: float = 5.0
+    # Whether the Kafka worker's sentences go through the micro-batcher. auto: only when the chain
+    # has a backend that batches in-process (transformers: one generate() per batch); a model server
+    # (openai: vLLM, SGLang, the simulator) batches continuously itself, and a micro-batch would make
+    # each sentence wait for the slowest of its batch while holding an in-flight slot.
+    worker_micro_batch: Literal["auto", "on", "off"] = "auto"
 
     # Identical sentences in flight at once share one model conversation (false: each its own call,
     # e.g. to benchmark a model with every sentence reaching it).

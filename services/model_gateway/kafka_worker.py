@@ -77,7 +77,9 @@ class WorkerSettings(BaseSettings):
     kafka_worker: bool = True  # consume yiju.parse.requested.v1 (the model path of planning)
     max_inflight: int = 256  # model requests being answered at once by one replica
     claim_ttl_s: int = 7 * 24 * 3600  # how long an order's claim and answer are kept
-    stop_grace_s: float = 10.0  # on SIGTERM, running requests get this long to finish
+    # On SIGTERM, running requests get this long to finish (keep it under the orchestrator's kill
+    # timeout, e.g. terminationGracePeriodSeconds); unfinished ones are left uncommitted.
+    stop_grace_s: float = 10.0
 
 
 def claim_key(order_id: str) -> str:
@@ -181,6 +183,15 @@ def install_worker(
     consumer = InFlightConsumer(processor, service.settings, settings.max_inflight)
 
     async def stop() -> None:
+        # Runs before the model clients close (app.py registers them first): a call in flight gets up
+        # to stop_grace_s to answer and publish. One still running then is cancelled and its offset
+        # left uncommitted: the redelivery finds its claim and does not call the model again.
+        running = consumer.in_flight
+        if running:
+            log.info(
+                "stopping: waiting for model calls in flight",
+                extra={"in_flight": running, "grace_s": settings.stop_grace_s},
+            )
         await consumer.stop(settings.stop_grace_s)
 
     service.on_start.append(consumer.start)

@@ -4,6 +4,12 @@
 
 Single-flight wraps the cache look-up too, so N identical sentences arriving together cost one
 Redis read and at most one backend call. Every caller gets its own copy of the answer.
+
+`parse_one(request, batch=False)` skips the micro-batcher: the sentence goes to the chain on its
+own, so it never waits for the slowest sentence of a batch. The Kafka worker calls it that way for
+backends that serve concurrent requests themselves (an OpenAI-compatible server batches
+continuously); the in-process transformers backend keeps micro-batching (one generate() call per
+batch). Cache and single-flight apply either way.
 """
 
 from __future__ import annotations
@@ -51,23 +57,27 @@ class GatewayPipeline:
     def key(self, request: ParseRequest) -> str:
         return cache_key(request, self.catalog_version, self.gateway.chain)
 
-    async def _resolve(self, request: ParseRequest, key: str) -> ParseResult:
+    async def _resolve(self, request: ParseRequest, key: str, batch: bool) -> ParseResult:
         if self.cache is not None:
             hit = await self.cache.get(key)
             if hit is not None:
                 self.stats.cache_hits += 1
                 return hit
-        result = await self.batcher.submit(request)
+        if batch:
+            result = await self.batcher.submit(request)
+        else:
+            (result,) = await self.gateway.parse([request])
         if self.cache is not None:
             await self.cache.put(key, result)
         return result
 
-    async def parse_one(self, request: ParseRequest) -> ParseResult:
+    async def parse_one(self, request: ParseRequest, *, batch: bool = True) -> ParseResult:
+        """One sentence's answer; `batch=False`: straight to the chain, not through the micro-batcher."""
         self.stats.sentences += 1
         key = self.key(request)
         if self.flights is None:
-            return await self._resolve(request, key)
-        result, joined = await self.flights.do(key, lambda: self._resolve(request, key))
+            return await self._resolve(request, key, batch)
+        result, joined = await self.flights.do(key, lambda: self._resolve(request, key, batch))
         if not joined:
             return result
         self.stats.shared += 1

@@ -140,9 +140,11 @@ async def test_kafka_spans_follow_the_otel_messaging_conventions(
     order = await completed_order(api)
     spans = (await full_trace(api, order["order_id"]))["spans"]
     by_id = {s["span_id"]: s for s in spans}
+    # A publish inside a span (a process span, the request's) has no send span of its own: only a
+    # publish that starts a trace does (yiju.common.broker).
     sends = [s for s in spans if s["kind"] == "PRODUCER"]
     processes = [s for s in spans if s["kind"] == "CONSUMER"]
-    assert sends and processes
+    assert processes
     for span in sends:
         attrs = span["attributes"]
         topic = span["name"].removeprefix("send ")
@@ -161,8 +163,9 @@ async def test_kafka_spans_follow_the_otel_messaging_conventions(
         assert topic in {platform.topic(t) for t in group.topics} and span["service"] == group.service
         assert isinstance(attrs["messaging.kafka.offset"], int) and attrs["messaging.kafka.offset"] >= 0
         assert attrs["messaging.destination.partition.id"].isdigit()
-        parent = by_id[span["parent_id"]]  # consumed in the trace of the send that published it
-        assert parent["kind"] == "PRODUCER" and parent["attributes"]["messaging.destination.name"] == topic
+        parent = by_id[span["parent_id"]]  # consumed in the trace of the span that published it
+        assert parent["kind"] in ("SERVER", "CONSUMER", "INTERNAL")
+        assert parent["offset_ms"] <= span["offset_ms"]
 
 
 async def test_yiju_trace_reads_the_same_spans(api: httpx.AsyncClient, platform: LocalPlatform) -> None:

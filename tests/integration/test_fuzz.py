@@ -317,7 +317,7 @@ def http_cases(platform: LocalPlatform) -> list[tuple[str, str, dict[str, str], 
             raw = ensure_invalid(mutate(orjson.dumps({"user_id": "u-1004", "text": "a latte"})))
             cases.append(("POST", "/v1/intents", json_headers, raw))
         elif pick < 0.65:
-            size = rng.choice([17_000, 40_000, 100_000])  # over the 16 KiB limit: 413
+            size = rng.choice([33_000, 40_000, 100_000])  # over the 32 KiB limit: 413
             cases.append(("POST", "/v1/intents", json_headers, b'{"text":"' + b"a" * size + b'"}'))
         elif pick < 0.7:
             cases.append(

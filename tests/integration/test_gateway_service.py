@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,30 +30,15 @@ from yiju.model_gateway.config import GatewaySettings, OpenAISettings
 from yiju.model_gateway.fake_openai import FakeOpenAI, naive_reply, tool_calls_reply
 from yiju.model_gateway.retry_info import RETRY_AFTER_KEY, retry_after_ms
 from yiju.model_gateway.tools import ParseRequest, ParseResult
-from yiju_infra.local.processes import free_port
-from yiju_infra.local.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ModelGatewayService"].full_name
 
 
-@pytest.fixture(scope="module")
-async def gw_redis(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[aioredis.Redis]:
-    server = RedisServer(free_port(), Path(tmp_path_factory.mktemp("gw-redis")))
-    await server.start()
-    client = aioredis.from_url(server.url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        await server.stop()
-
-
 @pytest.fixture
-async def redis_db(gw_redis: aioredis.Redis) -> aioredis.Redis:
-    await gw_redis.flushdb()
-    return gw_redis
+async def redis_db(scratch_redis: aioredis.Redis) -> aioredis.Redis:
+    return scratch_redis
 
 
 @pytest.fixture

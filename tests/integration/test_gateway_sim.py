@@ -21,22 +21,8 @@ from yiju.gen.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from yiju.model_gateway.assemble import assemble
 from yiju.model_gateway.config import GatewaySettings, OpenAISettings
 from yiju.model_gateway.sim import SimConfig, SimulatedQwen
-from yiju_infra.local.processes import free_port
-from yiju_infra.local.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def redis_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[aioredis.Redis]:
-    server = RedisServer(free_port(), Path(tmp_path_factory.mktemp("sim-redis")))
-    await server.start()
-    client = aioredis.from_url(server.url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        await server.stop()
 
 
 @asynccontextmanager
@@ -65,12 +51,12 @@ async def serve_gateway(
 
 
 async def test_parse_intent_answers_from_the_simulated_model_after_tool_turns(
-    catalog: Catalog, redis_client: aioredis.Redis
+    catalog: Catalog, scratch_redis: aioredis.Redis
 ) -> None:
     config = SimConfig(p50_ms=5, p99_ms=20, quote_rate=1.0)
     async with (
         SimulatedQwen(config, catalog=catalog) as sim,
-        serve_gateway(sim, catalog, redis_client) as stub,
+        serve_gateway(sim, catalog, scratch_redis) as stub,
     ):
         tea = await stub.ParseIntent(
             pb.ParseIntentRequest(
@@ -99,12 +85,12 @@ async def test_parse_intent_answers_from_the_simulated_model_after_tool_turns(
 
 
 async def test_garbage_from_the_model_is_retried_then_answered_by_the_rules(
-    catalog: Catalog, redis_client: aioredis.Redis
+    catalog: Catalog, scratch_redis: aioredis.Redis
 ) -> None:
     config = SimConfig(p50_ms=5, p99_ms=20, garbage_rate=1.0)
     async with (
         SimulatedQwen(config, catalog=catalog) as sim,
-        serve_gateway(sim, catalog, redis_client) as stub,
+        serve_gateway(sim, catalog, scratch_redis) as stub,
     ):
         reply = await stub.ParseIntent(
             pb.ParseIntentRequest(text="two bubble teas", tenant_id="t-1"), timeout=20

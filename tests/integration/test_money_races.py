@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +27,6 @@ from yiju.common.consumer import BatchProcessor, EventContext
 from yiju.common.decisions import DecisionStore
 from yiju.common.envelope import EventMeta, build_headers, now_iso, spec_for
 from yiju.common.orders import OrderStatus
-from yiju.common.redis import create_redis
 from yiju.common.settings import Settings
 from yiju.common.topics import Namespace
 from yiju.fulfilment.dispatcher import Dispatcher, dispatching_key
@@ -40,29 +38,14 @@ from yiju.intent.store import OrderStore
 from yiju.intent.sweeper import Sweeper, SweepSettings
 from yiju.planning.planner import Planner
 from yiju.planning.subsidy import Subsidies, budget_key, grant_key
-from yiju_infra.local.processes import free_port
-from yiju_infra.local.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 USER = "u-1004"
 
 
-@pytest.fixture(scope="module")
-async def race_redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[aioredis.Redis]:
-    server = RedisServer(free_port(), Path(tmp_path_factory.mktemp("races-redis")))
-    await server.start()
-    client = create_redis(url=server.url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        await server.stop()
-
-
 @pytest.fixture
-async def redis(race_redis_server: aioredis.Redis) -> aioredis.Redis:
-    await race_redis_server.flushdb()
-    return race_redis_server
+async def redis(scratch_redis: aioredis.Redis) -> aioredis.Redis:
+    return scratch_redis
 
 
 def _ctx(order_id: str, message: Message) -> EventContext:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,35 +13,19 @@ import redis.asyncio as aioredis
 from yiju.common import reconcile as rec
 from yiju.common.catalog import Campaign
 from yiju.common.ledger_replay import replay_subsidy_ledger
-from yiju.common.redis import create_redis
 from yiju.common.settings import Settings
 from yiju.planning.subsidy import Subsidies, budget_key, grant_key, ledger_key, ledger_seq_key
 from yiju_infra.chaos.checks import Findings, _double_subsidies
-from yiju_infra.local.processes import free_port
-from yiju_infra.local.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 USERS = 40
 
 
-@pytest.fixture(scope="module")
-async def ledger_redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[aioredis.Redis]:
-    server = RedisServer(free_port(), Path(tmp_path_factory.mktemp("subsidy-ledger-redis")))
-    await server.start()
-    client = create_redis(url=server.url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        await server.stop()
-
-
 @pytest.fixture
-async def redis(ledger_redis_server: aioredis.Redis) -> aioredis.Redis:
-    await ledger_redis_server.flushdb()
+async def redis(scratch_redis: aioredis.Redis) -> aioredis.Redis:
     # Small stream nodes, so MAXLEN ~ trims at a few dozen entries (it drops whole nodes only).
-    await ledger_redis_server.config_set("stream-node-max-entries", 10)
-    return ledger_redis_server
+    await scratch_redis.config_set("stream-node-max-entries", 10)
+    return scratch_redis
 
 
 @pytest.fixture

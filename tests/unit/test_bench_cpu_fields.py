@@ -98,7 +98,7 @@ def test_bench_flags_for_the_sampler_and_the_kafka_client() -> None:
     assert parse_args(["--sample-ratio", "0.1"]).sample_ratio == 0.1
 
 
-@pytest.mark.parametrize("argv", [["--kafka-client", "confluent"], ["--sample-ratio", "1.5"]])
+@pytest.mark.parametrize("argv", [["--kafka-client", "kafka-python"], ["--sample-ratio", "1.5"]])
 def test_bench_refuses_a_client_it_does_not_have_and_a_ratio_above_one(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(argv)

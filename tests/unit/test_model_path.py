@@ -7,8 +7,6 @@ time the order gets one decision, and a subsidy only with a plan that stands."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +18,6 @@ from yiju.common.consumer import EventContext
 from yiju.common.decisions import DecisionStore
 from yiju.common.envelope import EventMeta
 from yiju.common.orders import OrderStatus
-from yiju.common.redis import create_redis
 from yiju.common.settings import Settings
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.gen.gateway.v1 import gateway_pb2 as gw
@@ -35,8 +32,6 @@ from yiju.planning.model_path import DeadlineWatcher, ModelPath
 from yiju.planning.model_waits import DEADLINES_KEY, ModelWaits
 from yiju.planning.planner import Planner
 from yiju.planning.subsidy import Subsidies, grant_key
-from yiju_infra.local.processes import free_port
-from yiju_infra.local.redis_server import RedisServer
 
 USER = "u-1002"
 TWO_TEAS = gw.ParseIntentResponse(
@@ -47,22 +42,9 @@ TWO_TEAS = gw.ParseIntentResponse(
 )
 
 
-@pytest.fixture(scope="module")
-async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisServer]:
-    server = RedisServer(free_port(), Path(tmp_path_factory.mktemp("model-path-redis")))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = create_redis(url=redis_server.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
+async def redis(scratch_redis: Redis) -> Redis:
+    return scratch_redis
 
 
 class World:

@@ -228,7 +228,7 @@ async def test_rate_limited_429_is_documented(
         (b'{"user_id": "u-1004", "text": "tea", "locale": "' + b"x" * 36 + b'"}', 422, "invalid_locale"),
         (b'{"user_id": "u-1004", "text": "tea", "extra": 1}', 422, "invalid_request"),
         (b'{"user_id": "u-1004", "text": "\xff"}', 400, "bad_request"),
-        (b'{"user_id": "u-1004", "text": "' + b"x" * 20_000 + b'"}', 413, "body_too_large"),
+        (b'{"user_id": "u-1004", "text": "' + b"x" * 40_000 + b'"}', 413, "body_too_large"),
     ],
 )
 async def test_refused_bodies_answer_a_documented_status(
