@@ -107,7 +107,7 @@ async def test_start_infra_creates_topics_with_aof_redis_and_stops_clean(tmp_pat
     platform = LocalPlatform.on_free_ports(tmp_path, auto_restart=False)
     try:
         created = await platform.start_infra()
-        assert len(ALL_TOPICS) == 22 and sorted(created) == sorted(ALL_TOPICS)
+        assert sorted(created) == sorted(ALL_TOPICS)
         assert {"broker", "redis", "topics"} <= set(platform.timings)
 
         admin = AIOKafkaAdminClient(bootstrap_servers=platform.bootstrap)
@@ -368,7 +368,7 @@ def run_env(tmp_path: Path, ports: Ports) -> dict[str, str]:
     return env
 
 
-def read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float = 30.0) -> str:
+def read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float = 120.0) -> str:
     assert proc.stdout is not None
     out = b""
     deadline = time.monotonic() + timeout
@@ -401,7 +401,8 @@ def test_run_stops_everything_on_a_signal(tmp_path: Path, sig: signal.Signals) -
     proc = start_run(tmp_path, ports)
     try:
         output = read_until(proc, "yiju is up")
-        assert "topics: 19 created" in output and f"broker up on 127.0.0.1:{ports.kafka}" in output
+        assert f"topics: {len(ALL_TOPICS)} created" in output
+        assert f"broker up on 127.0.0.1:{ports.kafka}" in output
         pids = infra_pids(output)
         assert len(pids) == 2 and all(pid_running(p) for p in pids)
         proc.send_signal(sig)
