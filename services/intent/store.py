@@ -146,12 +146,17 @@ class OrderStore:
         self, order_id: str, poll_s: float = 1.0, keepalive_s: float = 0.0
     ) -> AsyncIterator[dict[str, Any] | None]:
         """Yields the order now and after every change, until it is terminal or waiting for the user.
-        With keepalive_s, also yields None after that long without a change (for stream keepalives)."""
+        With keepalive_s, also yields None after that long without a change (for stream keepalives).
+
+        Events of one order travel on several topics, so the projection can apply the capture (COMPLETED)
+        before the fulfilment that preceded it: a COMPLETED order whose fulfilment has not been applied
+        yet is followed a little longer (WHOLE_WAIT_S), so a watcher's last view is the whole order."""
         pubsub = self.redis.pubsub()
         await pubsub.subscribe(updates_channel(order_id))
         try:
             last = None
             quiet_since = time.monotonic()
+            settled_at: float | None = None
             while True:
                 order = await self.get(order_id)
                 if order is None:
@@ -164,7 +169,9 @@ class OrderStore:
                     yield None
                     quiet_since = time.monotonic()
                 if is_settled(order["status"]):
-                    return
+                    settled_at = settled_at or time.monotonic()
+                    if _whole(order) or time.monotonic() - settled_at >= WHOLE_WAIT_S:
+                        return
                 await _next_change(pubsub, poll_s)
         finally:
             # Bounded: a stalled Redis must not keep a leaving watcher (its connection is dropped).
@@ -174,6 +181,15 @@ class OrderStore:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2.0):
                     await pubsub.aclose()
+
+
+WHOLE_WAIT_S = 5.0
+"""How long a watcher follows a settled order whose earlier sections are still on their way."""
+
+
+def _whole(order: dict[str, Any]) -> bool:
+    """Every section the status implies is there (a COMPLETED order was fulfilled, with records)."""
+    return order["status"] != OrderStatus.COMPLETED or bool(order.get("fulfilment"))
 
 
 async def _next_change(pubsub: PubSub, wait_s: float) -> None:

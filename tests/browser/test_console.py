@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from yiju.common.topics import CONSUMER_GROUPS
 from yiju_infra.local.platform import SERVICES, LocalPlatform
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,12 @@ def ops_on_screen(driver: Any, artifacts: Path, base_url: str) -> dict[str, Any]
         budget = driver.find_element(By.ID, "kpi-budget").text
         groups = driver.find_elements(By.CSS_SELECTOR, "#groups tbody tr")
         rates = "rates over" in driver.find_element(By.ID, "updated").text  # a second scrape came in
-        if len(chips) == len(SERVICES) and budget.startswith("¥") and len(groups) == 5 and rates:
+        if (
+            len(chips) == len(SERVICES)
+            and budget.startswith("¥")
+            and len(groups) == len(CONSUMER_GROUPS)
+            and rates
+        ):
             return {
                 "up": sum("up" in c.get_attribute("class").split() for c in chips),
                 "budget": budget,

@@ -42,7 +42,11 @@ async def test_the_model_benchmark_runs_on_a_platform_and_accounts_for_every_ord
     # every order went to the model itself (no cache, no single-flight): its two turns, counted per order
     assert main["model"]["orders"] == main["offered"]
     assert doc["model_calls_per_1000"] >= 1900
-    assert doc["bound_sentences_per_s"] == pytest.approx(16 / main["model"]["mean_model_s"], rel=0.01)
+    # Little's law, capped by the platform's own capacity in model mode (measured first; on a busy machine
+    # it, not the 16 slots, can be the limit)
+    capacity = doc["runs"]["capacity"]["capacity_per_s"] or 250.0
+    bound = min(16 / main["model"]["mean_model_s"], capacity, 250.0)
+    assert doc["bound_sentences_per_s"] == pytest.approx(bound, rel=0.01)
     assert doc["p99_ms"] >= doc["model_p99_ms"] > 0
     assert doc["orbit"] is None and doc["targets"]["orbit_every_order_completes"] is None
     assert png.stat().st_size > 0
