@@ -289,13 +289,15 @@ class ManagedProcess:
         takes the child with it. Usually a millisecond or two."""
         assert self._popen is not None and _SETPRIV is not None
         cmdline = Path(f"/proc/{self._popen.pid}/cmdline")
+        setpriv = _SETPRIV.encode()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self._popen.poll() is None:
-            try:
-                if not cmdline.read_bytes().startswith(_SETPRIV.encode()):
+            # Only a command line that is there and is not setpriv's says setpriv is done: an empty or
+            # unreadable one (read in the middle of the exec, on a busy machine) is not an answer yet.
+            with contextlib.suppress(OSError):
+                first = cmdline.read_bytes().split(b"\0", 1)[0]
+                if first and first != setpriv:
                     return
-            except OSError:
-                return
             time.sleep(0.001)
 
     def send_signal(self, sig: int = signal.SIGTERM, *, group: bool = True) -> None:
