@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 from google.protobuf.message import Message
@@ -141,6 +141,61 @@ async def wait_consumed(
     finally:
         await admin.close()
     raise AssertionError(f"{group.name} did not consume {wanted} in {timeout}s (committed: {committed})")
+
+
+MALFORMED_KEYS = (b"ord_bad", b"ord_bad2", b"ord_bad3")
+
+
+async def inject_malformed_plans(platform: LocalPlatform) -> list[RecordMetadata]:
+    """Three records payment can never handle, on plan.created: garbage protobuf, no CloudEvents
+    headers, and a header that is not UTF-8 (keys `MALFORMED_KEYS`)."""
+    topic = platform.topic("yiju.plan.created.v1")
+    producer = AIOKafkaProducer(bootstrap_servers=platform.bootstrap, acks="all")
+    await producer.start()
+    try:
+        return [
+            await producer.send_and_wait(
+                topic,
+                b"\xff\x00garbage",
+                key=MALFORMED_KEYS[0],
+                headers=[("ce_id", b"bad-1"), ("ce_type", b"yiju.plan.created")],
+            ),
+            await producer.send_and_wait(topic, b"", key=MALFORMED_KEYS[1]),
+            await producer.send_and_wait(
+                topic,
+                b"",
+                key=MALFORMED_KEYS[2],
+                headers=[("ce_id", b"\xff\xfe-not-utf8"), ("ce_type", b"yiju.plan.created")],
+            ),
+        ]
+    finally:
+        await producer.stop()
+
+
+async def dead_letter_headers(
+    platform: LocalPlatform, group: ConsumerGroup, keys: tuple[bytes, ...], timeout: float = 60.0
+) -> dict[bytes, dict[str, str]]:
+    """The headers of the dead letters with `keys` in `group`'s dead-letter topic, read from its start."""
+    consumer = AIOKafkaConsumer(
+        Namespace(platform.namespace, platform.namespace).dead_letter_topic(group),
+        bootstrap_servers=platform.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"dlq-reader-{uuid.uuid4()}",
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    try:
+        found: dict[bytes, dict[str, str]] = {}
+        deadline = time.monotonic() + timeout
+        while not set(keys) <= set(found):
+            assert time.monotonic() < deadline, f"dead letters missing: {set(keys) - set(found)}"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for r in batch:
+                    found[r.key] = {k: v.decode() for k, v in r.headers}
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def wait_settled(

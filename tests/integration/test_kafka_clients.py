@@ -12,10 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from tests.conftest import platform_on
-from tests.integration.conftest import ActAsOwner, submit, wait_consumed, wait_settled
+from tests.integration.conftest import (
+    MALFORMED_KEYS,
+    ActAsOwner,
+    dead_letter_headers,
+    inject_malformed_plans,
+    submit,
+    wait_consumed,
+    wait_settled,
+)
 from yiju.common.envelope import build_headers, spec_for
 from yiju.common.kafka_client import CLIENTS
 from yiju.common.redis import create_redis
@@ -90,51 +98,14 @@ async def test_each_ending_on_this_client(
 async def test_malformed_records_are_dead_lettered_and_neighbours_flow_on_this_client(
     client_platform: LocalPlatform, client_api: httpx.AsyncClient
 ) -> None:
-    topic = client_platform.topic("yiju.plan.created.v1")
-    producer = await producer_for(client_platform)
-    try:
-        records = [
-            await producer.send_and_wait(
-                topic,
-                b"\xff\x00garbage",
-                key=b"ord_bad",
-                headers=[("ce_id", b"bad-1"), ("ce_type", b"yiju.plan.created")],
-            ),
-            await producer.send_and_wait(topic, b"", key=b"ord_bad2"),
-            await producer.send_and_wait(
-                topic,
-                b"",
-                key=b"ord_bad3",
-                headers=[("ce_id", b"\xff\xfe-not-utf8"), ("ce_type", b"yiju.plan.created")],
-            ),
-        ]
-    finally:
-        await producer.stop()
+    records = await inject_malformed_plans(client_platform)
     order = await wait_settled(client_api, await submit(client_api, "one mango slush"))
     assert order["status"] == "COMPLETED"  # the neighbours still flow
     await wait_consumed(client_platform, PAYMENT, records)  # payment dead-lettered them and moved past
-    consumer = AIOKafkaConsumer(
-        client_platform.topic("yiju.dlq.yiju-payment.v1"),
-        bootstrap_servers=client_platform.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"dlq-reader-{uuid.uuid4()}",
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=1000,
-    )
-    await consumer.start()
-    try:
-        found: dict[bytes, dict[str, str]] = {}
-        deadline = asyncio.get_running_loop().time() + 60
-        while not {b"ord_bad", b"ord_bad2", b"ord_bad3"} <= set(found):
-            assert asyncio.get_running_loop().time() < deadline, f"dead letters missing: {set(found)}"
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for r in batch:
-                    found[r.key] = {k: v.decode() for k, v in r.headers}
-    finally:
-        await consumer.stop()
+    found = await dead_letter_headers(client_platform, PAYMENT, MALFORMED_KEYS)
     assert found[b"ord_bad"]["x-dlq-reason"] == "malformed"
     assert "protobuf" in found[b"ord_bad"]["x-dlq-error-message"]
-    assert found[b"ord_bad"]["x-dlq-original-topic"] == topic
+    assert found[b"ord_bad"]["x-dlq-original-topic"] == client_platform.topic("yiju.plan.created.v1")
     assert "missing CloudEvents headers" in found[b"ord_bad2"]["x-dlq-error-message"]
     assert "UTF-8" in found[b"ord_bad3"]["x-dlq-error-message"]  # a poison header is not a poison pill
 

@@ -13,7 +13,16 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import FAILING_SKU, publish_event, submit, wait_consumed, wait_settled
+from tests.integration.conftest import (
+    FAILING_SKU,
+    MALFORMED_KEYS,
+    dead_letter_headers,
+    inject_malformed_plans,
+    publish_event,
+    submit,
+    wait_consumed,
+    wait_settled,
+)
 from yiju.common.envelope import build_headers, spec_for
 from yiju.common.intake_assertion import IntakeSigner
 from yiju.common.orders import RANK, TERMINAL, OrderStatus
@@ -186,51 +195,11 @@ async def test_clients_can_publish_intents_straight_to_kafka(
 async def test_malformed_records_are_dead_lettered_and_neighbours_still_flow(
     platform: LocalPlatform, api: httpx.AsyncClient
 ) -> None:
-    from aiokafka import AIOKafkaConsumer
-
-    producer = await _producer(platform)
-    topic = platform.topic("yiju.plan.created.v1")
-    try:
-        records = [
-            await producer.send_and_wait(
-                topic,
-                b"\xff\x00garbage",
-                key=b"ord_bad",
-                headers=[("ce_id", b"bad-1"), ("ce_type", b"yiju.plan.created")],
-            ),
-            await producer.send_and_wait(topic, b"", key=b"ord_bad2"),
-            await producer.send_and_wait(
-                topic,
-                b"",
-                key=b"ord_bad3",
-                headers=[("ce_id", b"\xff\xfe-not-utf8"), ("ce_type", b"yiju.plan.created")],
-            ),
-        ]
-    finally:
-        await producer.stop()
+    records = await inject_malformed_plans(platform)
     order = await wait_settled(api, await submit(api, "one mango slush"))  # the neighbours still flow
     assert order["status"] == "COMPLETED"
     await wait_consumed(platform, PAYMENT, records)  # payment has dead-lettered them and moved past
-    consumer = AIOKafkaConsumer(
-        platform.topic("yiju.dlq.yiju-payment.v1"),
-        bootstrap_servers=platform.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"dlq-reader-{uuid.uuid4()}",
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=1000,
-    )
-    await consumer.start()
-    try:
-        found: dict[bytes, dict[str, str]] = {}
-        deadline = asyncio.get_running_loop().time() + 60
-        while not {b"ord_bad", b"ord_bad2", b"ord_bad3"} <= set(found):
-            assert asyncio.get_running_loop().time() < deadline, f"dead letters missing: {set(found)}"
-            batch = await consumer.getmany(timeout_ms=500)
-            for batch_records in batch.values():
-                for r in batch_records:
-                    found[r.key] = {k: v.decode() for k, v in r.headers}
-    finally:
-        await consumer.stop()
+    found = await dead_letter_headers(platform, PAYMENT, MALFORMED_KEYS)
     bad = found[b"ord_bad"]
     assert bad["x-dlq-reason"] == "malformed"
     assert "protobuf" in bad["x-dlq-error-message"]
