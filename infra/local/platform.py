@@ -364,6 +364,8 @@ class LocalPlatform:
         env["YIJU_KAFKA_PARTITIONS"] = str(self.partitions())
         if self.broker_kind == "tansu":  # tansu answers InitProducerId with an error
             env["YIJU_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+            # tansu answers a waiting fetch only when its wait is over, not when records arrive
+            env["YIJU_KAFKA_FETCH_MAX_WAIT_MS"] = "20"
         env["YIJU_METRICS_PORT"] = str(self.ports.metrics(service))
         env["YIJU_METRICS_TARGETS"] = self.metrics_targets()
         env.update(self.extra_env)

@@ -1,11 +1,11 @@
 """Consuming events: batches in, per-order ordering, idempotent handlers, bounded retries, dead letters.
 
-Delivery is at-least-once. A batch's offsets are committed (faststream AckPolicy.NACK_ON_ERROR on a
-batch subscriber) only after every record's effect is done and every event it emitted has been
-acknowledged by the broker. Records for one order are handled in order; different orders in
-parallel. An infrastructure failure (Redis or Kafka unreachable) rewinds the batch so it is
-redelivered; a record that can never succeed goes to the group's dead-letter topic with the reason,
-so bad input never stalls a partition or loses a neighbour's message.
+Delivery is at-least-once. A batch's offsets are committed only after every record's effect is done
+and every event it emitted has been acknowledged by the broker (yiju.common.offset_commits: explicit
+offsets, at most one commit per `kafka_commit_interval_ms`). Records for one order are handled in
+order; different orders in parallel. An infrastructure failure (Redis or Kafka unreachable) rewinds
+the batch so it is redelivered; a record that can never succeed goes to the group's dead-letter topic
+with the reason, so bad input never stalls a partition or loses a neighbour's message.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from yiju.common import kafka_client, telemetry
 from yiju.common.broker import EventPublisher
 from yiju.common.envelope import BY_MESSAGE, EventMeta, MalformedEvent, decode, now_iso
 from yiju.common.metrics import BATCH_SIZE, CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
+from yiju.common.offset_commits import OffsetCommitter
 from yiju.common.redis import INFRA_ERRORS
 from yiju.common.settings import Settings
 from yiju.common.topics import ConsumerGroup, Namespace
@@ -319,12 +320,14 @@ async def raw_values(message: Any, original: Callable[..., Awaitable[Any]]) -> l
     return kafka_client.values_of(message.raw_message)
 
 
-def subscribe(broker: Any, processor: BatchProcessor, settings: Settings) -> None:
+def subscribe(broker: Any, processor: BatchProcessor, settings: Settings) -> OffsetCommitter:
     """Attaches a batch subscriber for the processor's consumer group to the broker (faststream's, for
-    either Kafka client: yiju.common.kafka_client)."""
+    either Kafka client: yiju.common.kafka_client). Returns its committer (the service closes it on stop,
+    which commits everything handled)."""
     group = processor.group
     namespace = Namespace.of(settings)
     context = broker.context
+    committer = OffsetCommitter(group.name, settings.kafka_commit_interval_ms)
 
     @broker.subscriber(
         *namespace.topics(group.topics),
@@ -332,15 +335,16 @@ def subscribe(broker: Any, processor: BatchProcessor, settings: Settings) -> Non
         batch=True,
         max_records=settings.kafka_max_poll_records,
         **kafka_client.batch_subscriber_options(settings),
-        # A fetch waits at most this long for new records. tansu answers a waiting fetch only when the
-        # wait is over (not when records arrive), so aiokafka's default (500 ms) would add up to half a
-        # second per hop; the batch timeout is how long a batch may wait anyway.
-        fetch_max_wait_ms=settings.kafka_batch_timeout_ms,
+        # The broker's long poll: Kafka answers as soon as records arrive, so this bounds only how often
+        # an idle consumer asks (settings.kafka_fetch_max_wait_ms; 20 ms on tansu, which waits it out).
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         fetch_min_bytes=settings.kafka_fetch_min_bytes,
         # A new group reads its topics from the start: nothing published before a service first joined
         # is skipped.
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        # Acknowledged here, not by faststream: a handled batch is committed by the committer (explicit
+        # offsets, throttled); a failed one is rewound (nack: seek back to its first records).
+        ack_policy=AckPolicy.MANUAL,
         parser=tolerant_parser,
         decoder=raw_values,
         session_timeout_ms=settings.kafka_session_timeout_ms,
@@ -354,4 +358,12 @@ def subscribe(broker: Any, processor: BatchProcessor, settings: Settings) -> Non
         # fast_depends resolves such a context parameter with a sync call in a worker thread, a
         # thread hand-off for every batch.
         message = context.get_local("message")
-        await processor.handle(message.raw_message, message.consumer)
+        try:
+            await processor.handle(message.raw_message, message.consumer)
+        except Exception:
+            await message.nack()  # redelivered from its first records; nothing of it is committed
+            raise
+        committer.handled(message.raw_message, message.consumer)
+        await committer.after_batch()
+
+    return committer

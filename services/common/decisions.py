@@ -4,9 +4,10 @@ provider failure) is stored by order id, so a redelivered event re-emits exactly
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 from google.protobuf.message import Message
-from redis.asyncio.client import Redis
+from redis.asyncio.client import Pipeline, Redis
 
 from yiju.common.envelope import BY_TOPIC, spec_for
 
@@ -29,10 +30,20 @@ class DecisionStore:
         message.ParseFromString(base64.b64decode(body))
         return message
 
-    async def remember(self, order_id: str, message: Message) -> Message:
-        """Stores message unless a decision exists already; returns the one that stands."""
+    async def remember(
+        self, order_id: str, message: Message, then: Callable[[Pipeline], None] | None = None
+    ) -> Message:
+        """Stores message unless a decision exists already; returns the one that stands. `then` queues
+        commands that go in the same round trip, after the SET (run whether or not it stored)."""
         value = f"{spec_for(message).topic}|{base64.b64encode(message.SerializeToString()).decode()}"
-        if await self.redis.set(self._key(order_id), value, nx=True, ex=self.ttl_s):
+        if then is None:
+            stored = await self.redis.set(self._key(order_id), value, nx=True, ex=self.ttl_s)
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._key(order_id), value, nx=True, ex=self.ttl_s)
+                then(pipe)
+                stored = (await pipe.execute())[0]
+        if stored:
             return message
         existing = await self.get(order_id)
         return existing if existing is not None else message

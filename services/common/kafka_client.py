@@ -26,7 +26,10 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from aiokafka import TopicPartition as AioTopicPartition
+from aiokafka.errors import CommitFailedError as AioCommitFailedError
+from aiokafka.errors import IllegalStateError as AioIllegalStateError
 from aiokafka.errors import KafkaError as AioKafkaError
+from aiokafka.structs import OffsetAndMetadata as AioOffsetAndMetadata
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from yiju.common.kafka_config import ssl_context
@@ -53,6 +56,10 @@ KAFKA_ERRORS: tuple[type[BaseException], ...] = (AioKafkaError,)
 if confluent_kafka is not None:
     # BufferError: librdkafka's local queue is full (the cluster is not taking records): retry later.
     KAFKA_ERRORS = (AioKafkaError, confluent_kafka.KafkaException, BufferError)
+
+# A commit for partitions this member no longer owns (rebalanced, or not assigned): never retried, the
+# partition's new owner reads on from the last commit that did land.
+REBALANCE_ERRORS: tuple[type[BaseException], ...] = (AioCommitFailedError, AioIllegalStateError)
 
 Sender = Callable[[str, bytes, bytes, list[tuple[str, bytes]]], Awaitable[asyncio.Future]]
 
@@ -160,6 +167,33 @@ def values_of(raw: Sequence[Any]) -> list[bytes]:
     if raw and _is_confluent(raw[0]):
         return [m.value() or b"" for m in raw]
     return [r.value or b"" for r in raw]
+
+
+def next_offsets(raw: Sequence[Any]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition): the offset after the batch's last record (what a commit of it names)."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records_of(raw):
+        key = (record.topic, record.partition)
+        if record.offset + 1 > offsets.get(key, -1):
+            offsets[key] = record.offset + 1
+    return offsets
+
+
+async def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int]) -> None:
+    """Commits exactly these offsets for the consumer's group (never the consumer's position, which a
+    fetch may have moved past records not handled yet)."""
+    native = getattr(consumer, "consumer", None)  # faststream's confluent wrapper
+    if confluent_kafka is not None and isinstance(native, confluent_kafka.Consumer):
+        # Asynchronous: librdkafka sends it from its own thread and the call returns at once; a commit
+        # that fails is covered by the next one (or by the redelivery the handlers absorb).
+        native.commit(
+            offsets=[confluent_kafka.TopicPartition(t, p, off) for (t, p), off in offsets.items()],
+            asynchronous=True,
+        )
+        return
+    await consumer.commit(
+        {AioTopicPartition(t, p): AioOffsetAndMetadata(off, "") for (t, p), off in offsets.items()}
+    )
 
 
 def highwater(consumer: Any, topic: str, partition: int) -> int | None:

@@ -24,6 +24,11 @@ BATCH_SIZE = Histogram(
 CONSUMER_LAG = Gauge(
     "yiju_consumer_lag", "High watermark minus next offset, per partition", ["group", "topic", "partition"]
 )
+OFFSET_COMMITS = Counter(
+    "yiju_offset_commits_total",
+    "Offset commits sent by the batch consumers (yiju.common.offset_commits), by outcome",
+    ["group", "outcome"],
+)
 ORDERS_BY_STATUS = Counter("yiju_order_status_total", "Order status transitions applied", ["status"])
 SUBSIDY_BUDGET_LEFT = Gauge("yiju_subsidy_budget_left_fen", "Campaign budget left", ["campaign"])
 REDIS_ROUND_TRIPS = Counter(

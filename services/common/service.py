@@ -20,6 +20,7 @@ from yiju.common.consumer import BatchProcessor, EventRouter, subscribe
 from yiju.common.grpc import bind, create_server, enable_reflection
 from yiju.common.logs import setup_logging
 from yiju.common.metrics import serve_metrics
+from yiju.common.offset_commits import OffsetCommitter
 from yiju.common.redis import INFRA_ERRORS, create_redis
 from yiju.common.settings import Settings, get_settings
 from yiju.common.telemetry import setup_tracing, shutdown_tracing
@@ -64,12 +65,13 @@ class Service:
         self.prepare: list[Hook] = []  # after Redis is up, before any event is consumed
         self.on_start: list[Hook] = []
         self.on_stop: list[Hook] = []
+        self._committers: list[OffsetCommitter] = []
         self._stopping = asyncio.Event()
 
     def consume(self, router: EventRouter) -> BatchProcessor:
         assert self.broker is not None and self.publisher is not None
         processor = BatchProcessor(router, self.publisher, self.redis, self.settings)
-        subscribe(self.broker, processor, self.settings)
+        self._committers.append(subscribe(self.broker, processor, self.settings))
         return processor
 
     async def _wait_for_redis(self) -> None:
@@ -158,6 +160,9 @@ class Service:
             with contextlib.suppress(Exception):
                 await hook()
         await self.grpc_server.stop(grace=3)
+        for committer in self._committers:  # what is handled is committed; later batches commit at once
+            with contextlib.suppress(Exception):
+                await committer.close()
         if self.broker is not None:
             await self.broker.stop()
         watcher.cancel()

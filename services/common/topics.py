@@ -94,7 +94,14 @@ PAYMENT = ConsumerGroup(
 FULFILMENT = ConsumerGroup("yiju-fulfilment", "fulfilment", (PAYMENT_AUTHORIZED, ORDER_REFUND_REQUESTED))
 # The gateway's model work: long-running records, consumed through an in-flight window
 # (yiju.common.inflight), so one slow answer holds neither its partition nor its neighbours.
-MODEL_GATEWAY = ConsumerGroup("yiju-model-gateway", "model_gateway", (PARSE_REQUESTED,))
+# Idempotent by the gateway's per-order claim (yiju.model_gateway.kafka_worker), which the window needs
+# anyway (a rebalance redelivers a running record before any de-duplication key exists): a repeated
+# request replays the stored ParseCompleted, whose event id comes from (order, type), the first one's,
+# so planning drops it; a request claimed and unanswered, or past its deadline, is not sent to the model.
+# De-duplication keys would cost every sentence two Redis round trips for nothing more, except after a
+# crash between effect and commit: a dead-lettered request is dead-lettered again, and a call that
+# failed every attempt (claim given back) is tried again; neither ever had an answer to repeat.
+MODEL_GATEWAY = ConsumerGroup("yiju-model-gateway", "model_gateway", (PARSE_REQUESTED,), idempotent=True)
 
 CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (
     INTENT_INTAKE,

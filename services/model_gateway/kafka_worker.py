@@ -76,6 +76,10 @@ class WorkerSettings(BaseSettings):
 
     kafka_worker: bool = True  # consume yiju.parse.requested.v1 (the model path of planning)
     max_inflight: int = 256  # model requests being answered at once by one replica
+    # The done prefix of ParseRequested is committed at most this often (and always on stop and on a
+    # rebalance): one OffsetCommit per interval instead of one per answered request. A crash may
+    # redeliver up to an interval's worth of answered requests; their claims replay the stored answers.
+    commit_interval_ms: int = 200
     claim_ttl_s: int = 7 * 24 * 3600  # how long an order's claim and answer are kept
     # On SIGTERM, running requests get this long to finish (keep it under the orchestrator's kill
     # timeout, e.g. terminationGracePeriodSeconds); unfinished ones are left uncommitted.
@@ -180,7 +184,9 @@ def install_worker(
     assert service.publisher is not None
     worker = ParseWorker(parse, ParseClaims(service.redis, settings.claim_ttl_s))
     processor = BatchProcessor(worker.router(), service.publisher, service.redis, service.settings)
-    consumer = InFlightConsumer(processor, service.settings, settings.max_inflight)
+    consumer = InFlightConsumer(
+        processor, service.settings, settings.max_inflight, commit_interval_ms=settings.commit_interval_ms
+    )
 
     async def stop() -> None:
         # Runs before the model clients close (app.py registers them first): a call in flight gets up

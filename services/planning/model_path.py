@@ -107,17 +107,28 @@ class ModelPath:
         return await self.resolve(order_id, Outcome(None))
 
     async def resolve(self, order_id: str, candidate: Outcome) -> Message | None:
-        """The order's decision, made once from the outcome that stands first."""
-        decision = await self.decisions.get(order_id)
-        if decision is None:
-            wait = await self.waits.get(order_id)
-            if wait is None:  # never asked by this platform (or long expired): nothing to plan
-                log.warning("model outcome for an order that is not waiting", extra={"order_id": order_id})
-                return None
-            outcome = await self.waits.settle(order_id, candidate)
-            decision = await self.decisions.remember(order_id, await self._decide(wait, outcome))
-        await self.waits.close(order_id)
-        return decision
+        """The order's decision, made once from the outcome that stands first.
+
+        Two round trips besides the plan's own: the decision read and the wait's settle leave together
+        (neither depends on the other), and the list entry goes in the decision's write, after the SET
+        NX in the same pipeline, so the watcher's entry is removed only after the decision was stored,
+        as before. Only a SET that Redis refuses while the ZREM passes (out of memory: a ZREM is never
+        refused) leaves an undecided order off the list; its handler fails and retries, and the sweeper
+        re-drives it past the deadline (planning then decides at once), so it is not lost."""
+        decision, settled = await asyncio.gather(
+            self.decisions.get(order_id), self.waits.settle(order_id, candidate)
+        )
+        if decision is not None:
+            await self.waits.close(order_id)  # a repeat (redelivery, both replicas' watchers): rare
+            return decision
+        if settled is None:  # never asked by this platform (or long expired): nothing to plan
+            log.warning("model outcome for an order that is not waiting", extra={"order_id": order_id})
+            await self.waits.close(order_id)  # nor for the deadline watcher to look at again
+            return None
+        wait, outcome = settled
+        return await self.decisions.remember(
+            order_id, await self._decide(wait, outcome), lambda pipe: self.waits.queue_close(pipe, order_id)
+        )
 
     async def _decide(self, wait: Wait, outcome: Outcome) -> Message:
         user = self.catalog.user(wait.user_id)

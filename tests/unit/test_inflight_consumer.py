@@ -1,5 +1,6 @@
 """The in-flight window (yiju.common.inflight): a slow record holds neither its partition nor its
-neighbours, offsets are committed only over a done prefix, and the window pauses the consumer when full."""
+neighbours, offsets are committed only over a done prefix (at most once per commit interval), and the
+window pauses the consumer when full until a low-water amount of room is free."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from yiju.common.inflight import InFlightConsumer, OffsetWindow
+from yiju.common.inflight import PAUSED_POLL_S, InFlightConsumer, OffsetWindow
 from yiju.common.settings import Settings
 from yiju.common.topics import MODEL_GATEWAY
 
@@ -29,12 +30,16 @@ class Rec:
 
 @dataclass
 class FakeConsumer:
-    """What InFlightConsumer uses of AIOKafkaConsumer: records handed out once, commits and pauses kept."""
+    """What InFlightConsumer uses of AIOKafkaConsumer: records handed out once, commits, pauses and
+    fetches kept. Like aiokafka, a poll of paused partitions returns nothing (and must not wait)."""
 
     records: list[Rec]
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
     paused: bool = False
     pauses: int = 0
+    resumes: int = 0
+    fetches: list[int] = field(default_factory=list)  # max_records of each poll that returned records
+    paused_polls: int = 0
     fetched: asyncio.Event = field(default_factory=asyncio.Event)
 
     def subscribe(self, topics: list[str], listener: Any) -> None:
@@ -53,14 +58,19 @@ class FakeConsumer:
 
     def resume(self, *tps: TopicPartition) -> None:
         self.paused = False
+        self.resumes += 1
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Rec]]:
-        assert not self.paused, "fetched while paused"
+        if self.paused:
+            assert timeout_ms == 0, "waited on a poll while paused"
+            self.paused_polls += 1
+            return {}
         if not self.records:
             self.fetched.set()
             await asyncio.sleep(timeout_ms / 1000)
             return {}
         batch, self.records = self.records[:max_records], self.records[max_records:]
+        self.fetches.append(max_records)
         return {TP: batch}
 
     async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
@@ -96,13 +106,42 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.005)
 
 
-def consumer_for(processor: GatedProcessor, fake: FakeConsumer, window: int) -> InFlightConsumer:
+class FakeClock:
+    """Monotonic seconds that move only when a test says; its reads count the consumer loop's turns."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+    async def turns(self, n: int = 5) -> None:
+        """Until the consumer's loop has read the clock `n` more times (it reads it every turn)."""
+        target = self.reads + n
+        await until(lambda: self.reads >= target)
+
+
+def consumer_for(
+    processor: GatedProcessor,
+    fake: FakeConsumer,
+    window: int,
+    *,
+    clock: FakeClock | None = None,
+    commit_interval_ms: int = 0,
+    low_water_room: int | None = None,
+) -> InFlightConsumer:
+    """A consumer over the fakes; with no clock given, real time, and commits at every loop turn."""
     return InFlightConsumer(
         processor,  # type: ignore[arg-type]
         Settings(),
         window,
         consumer_factory=lambda **_: fake,
         poll_timeout_ms=20,
+        commit_interval_ms=commit_interval_ms,
+        low_water_room=low_water_room,
+        **({"clock": clock} if clock is not None else {}),
     )
 
 
@@ -199,3 +238,133 @@ async def test_an_infrastructure_error_retries_the_record_and_holds_its_offset()
         assert processor.finished == [0] and processor.failures == 0
     finally:
         await consumer.stop(grace_s=1)
+
+
+def test_the_default_low_water_room_is_an_eighth_of_the_window() -> None:
+    def low_water(window: int) -> int:
+        return InFlightConsumer(GatedProcessor(), Settings(), window).low_water_room  # type: ignore[arg-type]
+
+    assert [low_water(n) for n in (1, 7, 8, 256)] == [1, 1, 1, 32]
+
+
+async def test_a_full_window_stays_paused_until_the_low_water_room_is_free_then_fetches_it_at_once() -> None:
+    processor = GatedProcessor()
+    clock = FakeClock()
+    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(20)])
+    consumer = consumer_for(processor, fake, window=8, clock=clock, low_water_room=4)
+    await consumer.start()
+    try:
+        await until(lambda: fake.paused)
+        assert processor.started == list(range(8)) and fake.fetches == [8]
+        for offset in (0, 1, 2):  # 3 slots free: under the low water, the window stays shut
+            processor.gate(offset).set()
+        await until(lambda: processor.finished == [0, 1, 2])
+        await clock.turns()
+        assert fake.paused and fake.resumes == 0 and processor.started == list(range(8))
+        processor.gate(3).set()  # 4 free: one resume, one fetch of the whole room, paused again
+        await until(lambda: processor.started == list(range(12)))
+        await until(lambda: fake.paused)
+        assert fake.fetches == [8, 4] and fake.resumes == 1 and fake.pauses == 2
+        assert consumer.high_water == 8
+    finally:
+        await consumer.stop(grace_s=0.05)
+
+
+async def test_a_paused_window_still_polls_now_and_then_to_stay_in_its_group() -> None:
+    processor = GatedProcessor()
+    clock = FakeClock()
+    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(4)])
+    consumer = consumer_for(processor, fake, window=2, clock=clock)
+    await consumer.start()
+    try:
+        await until(lambda: fake.paused)
+        await clock.turns()
+        assert fake.paused_polls == 0, "polled a paused window before the poll interval"
+        clock.now += PAUSED_POLL_S
+        await until(lambda: fake.paused_polls == 1)
+        assert fake.paused and processor.started == [0, 1]
+        await clock.turns()
+        assert fake.paused_polls == 1, "polled again without the interval passing"
+    finally:
+        await consumer.stop(grace_s=0.05)
+
+
+async def test_records_finishing_within_one_commit_interval_make_one_commit_of_the_done_prefix() -> None:
+    processor = GatedProcessor()
+    clock = FakeClock()
+    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(5)])
+    consumer = consumer_for(processor, fake, window=8, clock=clock, commit_interval_ms=200)
+    await consumer.start()
+    try:
+        await until(lambda: processor.started == list(range(5)))
+        for offset in range(5):
+            processor.gate(offset).set()
+            await until(lambda offset=offset: offset in processor.finished)
+            await clock.turns()
+        assert fake.commits == [], "committed before the interval passed"
+        clock.now += 0.2
+        await until(lambda: fake.commits != [])
+        await clock.turns()
+        assert fake.commits == [{TP: 5}]
+    finally:
+        await consumer.stop(grace_s=0.05)
+    assert fake.commits == [{TP: 5}], "stop committed again with nothing new done"
+
+
+async def test_stop_commits_the_done_prefix_whatever_the_interval() -> None:
+    processor = GatedProcessor()
+    clock = FakeClock()
+    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(4)])
+    consumer = consumer_for(processor, fake, window=8, clock=clock, commit_interval_ms=60_000)
+    await consumer.start()
+    for offset in (0, 1, 3):
+        processor.gate(offset).set()
+    await until(lambda: sorted(processor.finished) == [0, 1, 3])
+    await clock.turns()
+    assert fake.commits == []
+    await consumer.stop(grace_s=0.05)  # offset 2 still runs: cancelled, left for the next owner
+    assert fake.commits == [{TP: 2}]
+
+
+async def test_a_record_finished_out_of_order_is_not_committed_before_its_predecessors() -> None:
+    processor = GatedProcessor()
+    clock = FakeClock()
+    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(3)])
+    consumer = consumer_for(processor, fake, window=8, clock=clock, commit_interval_ms=200)
+    await consumer.start()
+    try:
+        await until(lambda: processor.started == [0, 1, 2])
+        processor.gate(1).set()
+        processor.gate(2).set()
+        await until(lambda: processor.finished == [1, 2])
+        clock.now += 1.0  # commits are due: there is nothing to commit yet
+        await clock.turns()
+        assert fake.commits == []
+        processor.gate(0).set()
+        await until(lambda: fake.commits != [])
+        assert fake.commits == [{TP: 3}]
+    finally:
+        await consumer.stop(grace_s=0.05)
+
+
+async def test_a_commit_cut_short_by_stop_is_made_by_stops_own_commit() -> None:
+    @dataclass
+    class StuckCommitConsumer(FakeConsumer):
+        """The first commit never returns (a broker that stopped answering): stop cancels it."""
+
+        attempts: int = 0
+
+        async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+            self.attempts += 1
+            if self.attempts == 1:
+                await asyncio.Event().wait()
+            await super().commit(offsets)
+
+    processor = GatedProcessor()
+    processor.gate(0).set()
+    fake = StuckCommitConsumer([Rec(0, b"order")])
+    consumer = consumer_for(processor, fake, window=4)
+    await consumer.start()
+    await until(lambda: fake.attempts == 1)
+    await consumer.stop(grace_s=0.05)
+    assert fake.commits == [{TP: 1}]

@@ -19,7 +19,7 @@ from yiju.model_gateway.prompt import chat_messages
 from yiju.model_gateway.sim import SimConfig, SimulatedQwen
 from yiju.model_gateway.sim.__main__ import parse_args
 from yiju.model_gateway.sim.latency import LognormalLatency
-from yiju.model_gateway.sim.tokens import completion_tokens, count_tokens
+from yiju.model_gateway.sim.tokens import completion_tokens, count_tokens, prompt_tokens
 from yiju.model_gateway.toolbox import ReadOnlyTools
 from yiju.model_gateway.tools import ParseRequest, ParseResult, openai_read_only_tools, openai_tools
 from yiju.model_gateway.turns import TurnBudget
@@ -98,6 +98,50 @@ async def test_usage_counts_prompt_and_completion_tokens(catalog: Catalog, clien
     assert long["usage"]["prompt_tokens"] - usage["prompt_tokens"] == pytest.approx(added, abs=8)
     assert sim.stats.prompt_tokens == usage["prompt_tokens"] + long["usage"]["prompt_tokens"]
     assert count_tokens("来两杯奶茶") == 5
+    assert count_tokens("来两杯 latte") == 3 + 2  # CJK one each, the rest about 4 characters a token
+
+
+def test_the_tool_definitions_count_the_same_whether_seen_before_or_not() -> None:
+    body = body_for(TEA)
+    messages_only = prompt_tokens({"messages": body["messages"]})
+    tools = count_tokens(json.dumps(body["tools"], ensure_ascii=False)) + 20
+    assert prompt_tokens(body) == prompt_tokens(body) == messages_only + tools
+    more = body_for(TEA, read_only=True)  # other tools: counted on their own
+    assert (
+        prompt_tokens(more)
+        == messages_only + count_tokens(json.dumps(more["tools"], ensure_ascii=False)) + 20
+    )
+
+
+async def test_a_body_that_is_not_a_chat_request_is_refused_with_400(
+    catalog: Catalog, client: httpx.AsyncClient
+) -> None:
+    async with SimulatedQwen(SimConfig(**FAST), catalog=catalog) as sim:
+        not_json = await client.post(f"{sim.url}/chat/completions", content=b"{not json")
+        no_messages = await client.post(f"{sim.url}/chat/completions", json={"messages": "hi"})
+        models = (await client.get(f"{sim.url}/models")).json()
+        health = await client.get(sim.url.removesuffix("/v1") + "/health")
+    assert (not_json.status_code, no_messages.status_code) == (400, 400)
+    assert not_json.json()["error"] == {
+        "message": "the body is not JSON",
+        "type": "invalid_request_error",
+        "code": 400,
+    }
+    assert sim.stats.requests == 0
+    assert models["data"] == [{"id": "qwen-sim", "object": "model"}]
+    assert (health.status_code, health.text) == (200, "ok")
+
+
+async def test_stop_does_not_wait_for_a_hung_request(catalog: Catalog, client: httpx.AsyncClient) -> None:
+    sim = SimulatedQwen(SimConfig(hang_rate=1.0, hang_s=600, **FAST), catalog=catalog)
+    await sim.start()
+    call = asyncio.create_task(client.post(f"{sim.url}/chat/completions", json=body_for(TEA)))
+    await wait_until(sim, lambda: sim.stats.in_flight == 1)
+    async with asyncio.timeout(5):
+        await sim.stop()
+    with pytest.raises(httpx.HTTPError):
+        await call  # dropped without an answer, as a crashed model server would
+    assert (sim.stats.in_flight, sim.stats.aborted) == (0, 1)
 
 
 async def test_first_turn_searches_the_catalog_then_answers_with_what_it_found(

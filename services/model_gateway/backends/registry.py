@@ -2,7 +2,7 @@
 
 `rules` needs nothing; `openai` needs YIJU_OPENAI_BASE_URL; `transformers` needs the optional extra
 (`pip install -e '.[transformers]'`) and YIJU_TRANSFORMERS_MODEL_DIR. Model backends are imported
-only when named, so a rules-only gateway never imports httpx clients, torch or transformers.
+only when named, so a rules-only gateway never imports aiohttp, torch or transformers.
 """
 
 from __future__ import annotations
