@@ -9,7 +9,7 @@ names another) is started, warmed up for 10 s, then offered `--rate` sentences/s
 `--step-s` seconds; CPU is read from /proc over the step's middle (5 s trimmed at each end, so start-up
 and drain are not in it). `--repeat N` runs the variants round-robin N times (the machine drifts; only
 differences larger than the spread between repeats are real). Writes one JSON line per run to stdout and
-the list to `--out`. This is how the rows of docs/performance.md §9 were measured.
+the list to `--out`. This is how the rows of docs/performance.md §10 were measured.
 """
 
 from __future__ import annotations

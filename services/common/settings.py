@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # a de-duplication read and write in Redis, a commit, the framework's layers), so at a few hundred
     # sentences a second most of a sentence's CPU was per-batch overhead on batches of one or two records.
     # Waiting up to 50 ms a hop for a fuller batch cut the platform's CPU a sentence from 10.7 to 7.2 ms at
-    # 150/s, p99 326 ms (docs/performance.md, "Consumer linger"). Under heavy load the bytes arrive first
+    # 150/s, p99 326 ms (docs/performance.md §10). Under heavy load the bytes arrive first
     # and the wait costs nothing; lower the wait for latency, raise it for CPU. An idle consumer asks this
     # often. tansu answers a fetch only when its wait is over: the local platform sets 20 ms for it.
     kafka_fetch_max_wait_ms: int = 50

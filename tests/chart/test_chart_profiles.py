@@ -223,6 +223,9 @@ def test_topics_by_strimzi_in_prod(prod: Rendered) -> None:
         env["YIJU_KAFKA_RETENTION_MS"] == "1209600000" and env["YIJU_KAFKA_DLQ_RETENTION_MS"] == "2592000000"
     )
     assert env["YIJU_KAFKA_MIN_INSYNC_REPLICAS"] == "2" and env["YIJU_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+    # the consumers' linger and commit interval reach every service as the chart's values say
+    assert (env["YIJU_KAFKA_FETCH_MAX_WAIT_MS"], env["YIJU_KAFKA_FETCH_MIN_BYTES"]) == ("50", "1048576")
+    assert env["YIJU_KAFKA_COMMIT_INTERVAL_MS"] == "200"
 
 
 def test_a_prefix_moves_every_topic_group_and_scaler_of_a_release(chart: Chart) -> None:
@@ -407,3 +410,9 @@ def test_tracing_off_without_an_otlp_endpoint(dev: Rendered, prod: Rendered) -> 
     env = dev.env(dev.service_deployment("planning"))
     assert env["OTEL_SDK_DISABLED"] == "true" and "OTEL_EXPORTER_OTLP_ENDPOINT" not in env
     assert "OTEL_SDK_DISABLED" not in prod.env(prod.service_deployment("planning"))
+
+
+def test_the_consumers_linger_is_a_value(chart: Chart) -> None:
+    rendered = chart.render("prod", "kafka.fetchMaxWaitMs=10", "kafka.commitIntervalMs=0")
+    env = rendered.get("ConfigMap", "yiju-config")["data"]
+    assert (env["YIJU_KAFKA_FETCH_MAX_WAIT_MS"], env["YIJU_KAFKA_COMMIT_INTERVAL_MS"]) == ("10", "0")

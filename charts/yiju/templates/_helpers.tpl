@@ -259,6 +259,9 @@ YIJU_KAFKA_MIN_INSYNC_REPLICAS: {{ .Values.kafka.minInsyncReplicas | quote }}
 YIJU_KAFKA_RETENTION_MS: {{ .Values.kafka.retentionMs | int64 | quote }}
 YIJU_KAFKA_DLQ_RETENTION_MS: {{ .Values.kafka.deadLetterRetentionMs | int64 | quote }}
 YIJU_KAFKA_ENABLE_IDEMPOTENCE: {{ .Values.kafka.idempotentProducers | quote }}
+YIJU_KAFKA_FETCH_MAX_WAIT_MS: {{ .Values.kafka.fetchMaxWaitMs | int64 | quote }}
+YIJU_KAFKA_FETCH_MIN_BYTES: {{ .Values.kafka.fetchMinBytes | int64 | quote }}
+YIJU_KAFKA_COMMIT_INTERVAL_MS: {{ .Values.kafka.commitIntervalMs | int64 | quote }}
 YIJU_KAFKA_TOPIC_PREFIX: {{ .Values.kafka.topicPrefix | quote }}
 YIJU_KAFKA_GROUP_PREFIX: {{ .Values.kafka.groupPrefix | quote }}
 {{- if eq (include "yiju.kafkaSasl" .) "true" }}
