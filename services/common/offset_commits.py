@@ -66,8 +66,15 @@ class OffsetCommitter:
             self._later = asyncio.create_task(self._flush_later(due), name=f"commit-{self.group}")
 
     async def _flush_later(self, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
-        await self.flush()
+        """Flushes after `delay_s`, and again an interval later for as long as batches handled meanwhile
+        (during the sleep or while the commit was in flight) are still pending: the last batch before a
+        quiet spell is always committed, whatever moment it finished in."""
+        while True:
+            await asyncio.sleep(delay_s)
+            await self.flush()
+            if not self._pending or self._closing:
+                return
+            delay_s = max(self._last + self.interval_s - self._clock(), 0.0)
 
     async def flush(self) -> None:
         """Commits every handled offset not yet committed (one request; none when nothing is new)."""
@@ -78,9 +85,15 @@ class OffsetCommitter:
             self._last = self._clock()
             try:
                 await kafka_client.commit_offsets(self._consumer, offsets)
-            except kafka_client.KAFKA_ERRORS as exc:
-                # A rebalance or a blip: kept for the next commit unless a later batch moved past them
-                # (a partition no longer ours fails again and is then dropped: its new owner redelivers).
+            except (
+                asyncio.CancelledError
+            ):  # close() cancelled a delayed flush mid-commit: its own flush sends them
+                self._restore(offsets, retry=True)
+                raise
+            except Exception as exc:
+                # A blip (or a consumer being closed): kept for the next commit unless a later batch moved
+                # past them. A rebalance's refusal is dropped: the partition's new owner redelivers from
+                # the last commit that landed.
                 self._restore(offsets, retry=not isinstance(exc, kafka_client.REBALANCE_ERRORS))
                 OFFSET_COMMITS.labels(self.group, "failed").inc()
                 log.warning("offset commit failed", extra={"group": self.group, "error": repr(exc)})

@@ -5,7 +5,8 @@ window pauses the consumer when full until a low-water amount of room is free.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +146,27 @@ def consumer_for(
     )
 
 
+@dataclass
+class Clocked:
+    processor: GatedProcessor
+    clock: FakeClock
+    fake: FakeConsumer
+    consumer: InFlightConsumer
+
+
+@contextlib.asynccontextmanager
+async def clocked(records: int, window: int, **kwargs: Any) -> AsyncIterator[Clocked]:
+    """A started consumer over `records` records of distinct orders, on a fake clock; stopped at the end."""
+    processor, clock = GatedProcessor(), FakeClock()
+    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(records)])
+    consumer = consumer_for(processor, fake, window, clock=clock, **kwargs)
+    await consumer.start()
+    try:
+        yield Clocked(processor, clock, fake, consumer)
+    finally:
+        await consumer.stop(grace_s=0.05)
+
+
 def test_the_commit_point_is_the_first_record_not_done() -> None:
     window = OffsetWindow()
     for offset in (5, 6, 7):
@@ -248,103 +270,71 @@ def test_the_default_low_water_room_is_an_eighth_of_the_window() -> None:
 
 
 async def test_a_full_window_stays_paused_until_the_low_water_room_is_free_then_fetches_it_at_once() -> None:
-    processor = GatedProcessor()
-    clock = FakeClock()
-    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(20)])
-    consumer = consumer_for(processor, fake, window=8, clock=clock, low_water_room=4)
-    await consumer.start()
-    try:
-        await until(lambda: fake.paused)
-        assert processor.started == list(range(8)) and fake.fetches == [8]
+    async with clocked(20, window=8, low_water_room=4) as c:
+        await until(lambda: c.fake.paused)
+        assert c.processor.started == list(range(8)) and c.fake.fetches == [8]
         for offset in (0, 1, 2):  # 3 slots free: under the low water, the window stays shut
-            processor.gate(offset).set()
-        await until(lambda: processor.finished == [0, 1, 2])
-        await clock.turns()
-        assert fake.paused and fake.resumes == 0 and processor.started == list(range(8))
-        processor.gate(3).set()  # 4 free: one resume, one fetch of the whole room, paused again
-        await until(lambda: processor.started == list(range(12)))
-        await until(lambda: fake.paused)
-        assert fake.fetches == [8, 4] and fake.resumes == 1 and fake.pauses == 2
-        assert consumer.high_water == 8
-    finally:
-        await consumer.stop(grace_s=0.05)
+            c.processor.gate(offset).set()
+        await until(lambda: c.processor.finished == [0, 1, 2])
+        await c.clock.turns()
+        assert c.fake.paused and c.fake.resumes == 0 and c.processor.started == list(range(8))
+        c.processor.gate(3).set()  # 4 free: one resume, one fetch of the whole room, paused again
+        await until(lambda: c.processor.started == list(range(12)))
+        await until(lambda: c.fake.paused)
+        assert c.fake.fetches == [8, 4] and c.fake.resumes == 1 and c.fake.pauses == 2
+        assert c.consumer.high_water == 8
 
 
 async def test_a_paused_window_still_polls_now_and_then_to_stay_in_its_group() -> None:
-    processor = GatedProcessor()
-    clock = FakeClock()
-    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(4)])
-    consumer = consumer_for(processor, fake, window=2, clock=clock)
-    await consumer.start()
-    try:
-        await until(lambda: fake.paused)
-        await clock.turns()
-        assert fake.paused_polls == 0, "polled a paused window before the poll interval"
-        clock.now += PAUSED_POLL_S
-        await until(lambda: fake.paused_polls == 1)
-        assert fake.paused and processor.started == [0, 1]
-        await clock.turns()
-        assert fake.paused_polls == 1, "polled again without the interval passing"
-    finally:
-        await consumer.stop(grace_s=0.05)
+    async with clocked(4, window=2) as c:
+        await until(lambda: c.fake.paused)
+        await c.clock.turns()
+        assert c.fake.paused_polls == 0, "polled a paused window before the poll interval"
+        c.clock.now += PAUSED_POLL_S
+        await until(lambda: c.fake.paused_polls == 1)
+        assert c.fake.paused and c.processor.started == [0, 1]
+        await c.clock.turns()
+        assert c.fake.paused_polls == 1, "polled again without the interval passing"
 
 
 async def test_records_finishing_within_one_commit_interval_make_one_commit_of_the_done_prefix() -> None:
-    processor = GatedProcessor()
-    clock = FakeClock()
-    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(5)])
-    consumer = consumer_for(processor, fake, window=8, clock=clock, commit_interval_ms=200)
-    await consumer.start()
-    try:
-        await until(lambda: processor.started == list(range(5)))
+    async with clocked(5, window=8, commit_interval_ms=200) as c:
+        await until(lambda: c.processor.started == list(range(5)))
         for offset in range(5):
-            processor.gate(offset).set()
-            await until(lambda offset=offset: offset in processor.finished)
-            await clock.turns()
-        assert fake.commits == [], "committed before the interval passed"
-        clock.now += 0.2
-        await until(lambda: fake.commits != [])
-        await clock.turns()
-        assert fake.commits == [{TP: 5}]
-    finally:
-        await consumer.stop(grace_s=0.05)
-    assert fake.commits == [{TP: 5}], "stop committed again with nothing new done"
+            c.processor.gate(offset).set()
+            await until(lambda offset=offset: offset in c.processor.finished)
+            await c.clock.turns()
+        assert c.fake.commits == [], "committed before the interval passed"
+        c.clock.now += 0.2
+        await until(lambda: c.fake.commits != [])
+        await c.clock.turns()
+        assert c.fake.commits == [{TP: 5}]
+    assert c.fake.commits == [{TP: 5}], "stop committed again with nothing new done"
 
 
 async def test_stop_commits_the_done_prefix_whatever_the_interval() -> None:
-    processor = GatedProcessor()
-    clock = FakeClock()
-    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(4)])
-    consumer = consumer_for(processor, fake, window=8, clock=clock, commit_interval_ms=60_000)
-    await consumer.start()
-    for offset in (0, 1, 3):
-        processor.gate(offset).set()
-    await until(lambda: sorted(processor.finished) == [0, 1, 3])
-    await clock.turns()
-    assert fake.commits == []
-    await consumer.stop(grace_s=0.05)  # offset 2 still runs: cancelled, left for the next owner
-    assert fake.commits == [{TP: 2}]
+    async with clocked(4, window=8, commit_interval_ms=60_000) as c:
+        for offset in (0, 1, 3):
+            c.processor.gate(offset).set()
+        await until(lambda: sorted(c.processor.finished) == [0, 1, 3])
+        await c.clock.turns()
+        assert c.fake.commits == []
+    # the stop: offset 2 still ran, cancelled and left for the next owner
+    assert c.fake.commits == [{TP: 2}]
 
 
 async def test_a_record_finished_out_of_order_is_not_committed_before_its_predecessors() -> None:
-    processor = GatedProcessor()
-    clock = FakeClock()
-    fake = FakeConsumer([Rec(i, f"order-{i}".encode()) for i in range(3)])
-    consumer = consumer_for(processor, fake, window=8, clock=clock, commit_interval_ms=200)
-    await consumer.start()
-    try:
-        await until(lambda: processor.started == [0, 1, 2])
-        processor.gate(1).set()
-        processor.gate(2).set()
-        await until(lambda: processor.finished == [1, 2])
-        clock.now += 1.0  # commits are due: there is nothing to commit yet
-        await clock.turns()
-        assert fake.commits == []
-        processor.gate(0).set()
-        await until(lambda: fake.commits != [])
-        assert fake.commits == [{TP: 3}]
-    finally:
-        await consumer.stop(grace_s=0.05)
+    async with clocked(3, window=8, commit_interval_ms=200) as c:
+        await until(lambda: c.processor.started == [0, 1, 2])
+        c.processor.gate(1).set()
+        c.processor.gate(2).set()
+        await until(lambda: c.processor.finished == [1, 2])
+        c.clock.now += 1.0  # commits are due: there is nothing to commit yet
+        await c.clock.turns()
+        assert c.fake.commits == []
+        c.processor.gate(0).set()
+        await until(lambda: c.fake.commits != [])
+        assert c.fake.commits == [{TP: 3}]
 
 
 async def test_a_commit_cut_short_by_stop_is_made_by_stops_own_commit() -> None:

@@ -21,13 +21,20 @@ class Rec:
 
 
 class FakeConsumer:
-    """aiokafka's commit(offsets) surface; `fail` raises the next commits."""
+    """aiokafka's commit(offsets) surface; `fail` raises the next commits; `hold` keeps the next one in
+    flight until it is set."""
 
     def __init__(self) -> None:
         self.commits: list[dict[tuple[str, int], int]] = []
         self.fail: list[BaseException] = []
+        self.hold: asyncio.Event | None = None
+        self.in_flight = asyncio.Event()
 
     async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+        if self.hold is not None:
+            hold, self.hold = self.hold, None
+            self.in_flight.set()
+            await hold.wait()
         if self.fail:
             raise self.fail.pop(0)
         self.commits.append({(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()})
@@ -137,3 +144,38 @@ async def test_a_non_positive_interval_means_every_batch(interval_ms: int) -> No
     committer = OffsetCommitter("g", interval_ms)
     await handle(committer, consumer, batch((2, 3)))
     assert consumer.commits == [{("t", 2): 4}]
+
+
+async def test_a_batch_handled_while_the_delayed_commit_is_in_flight_is_committed_without_another_batch() -> (
+    None
+):
+    consumer = FakeConsumer()
+    committer = OffsetCommitter("g", 20)
+    release = consumer.hold = asyncio.Event()
+    await handle(committer, consumer, batch((0, 2)))  # schedules the delayed flush
+    await asyncio.wait_for(consumer.in_flight.wait(), 5)  # its commit is on the wire ...
+    await handle(committer, consumer, batch((0, 3), (0, 4)))  # ... when the next batch is handled
+    release.set()
+    assert committer._later is not None
+    await asyncio.wait_for(committer._later, 5)  # no batch follows: the flush itself comes back for it
+    assert consumer.commits == [{("t", 0): 3}, {("t", 0): 5}]
+
+
+async def test_a_commit_that_raises_anything_keeps_its_offsets_for_the_next() -> None:
+    consumer = FakeConsumer()
+    committer = OffsetCommitter("g", 200, clock=Clock())
+    consumer.fail.append(RuntimeError("consumer closing"))
+    await handle(committer, consumer, batch((0, 0)))
+    await committer.flush()
+    await committer.flush()
+    assert consumer.commits == [{("t", 0): 1}]
+
+
+async def test_close_during_a_delayed_commit_still_commits_its_offsets() -> None:
+    consumer = FakeConsumer()
+    committer = OffsetCommitter("g", 20)
+    consumer.hold = asyncio.Event()  # never released: the delayed commit hangs until close cancels it
+    await handle(committer, consumer, batch((0, 6)))
+    await asyncio.wait_for(consumer.in_flight.wait(), 5)
+    await committer.close()
+    assert consumer.commits == [{("t", 0): 7}]
