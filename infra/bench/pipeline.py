@@ -155,13 +155,10 @@ def step_verdict(step: dict[str, Any], limit_ms: float, basis: str = "accepted")
     return "; ".join(problems)
 
 
-def sampling_summary(step: dict[str, Any], sampler: str, ratio: float) -> dict[str, Any]:
-    """One sampler's steady step, as `sampling.<label>` reports it."""
+def _steady_step_fields(step: dict[str, Any]) -> dict[str, Any]:
+    """What `sampling.<label>` and `by_client.<client>` both report of a steady step."""
     return {
-        "sampler": sampler,
-        "ratio": ratio,
         "offered_per_s": step["offered_per_s"],
-        "completed_per_s": step["completed_per_s"],
         "p50_ms": step["pipeline_latency_ms"]["p50"],
         "p99_ms": step["pipeline_latency_ms"]["p99"],
         "cpu_ms_per_sentence": step["platform_cpu_ms_per_sentence"],
@@ -171,19 +168,23 @@ def sampling_summary(step: dict[str, Any], sampler: str, ratio: float) -> dict[s
     }
 
 
+def sampling_summary(step: dict[str, Any], sampler: str, ratio: float) -> dict[str, Any]:
+    """One sampler's steady step, as `sampling.<label>` reports it."""
+    return {
+        "sampler": sampler,
+        "ratio": ratio,
+        "completed_per_s": step["completed_per_s"],
+        **_steady_step_fields(step),
+    }
+
+
 def client_summary(step: dict[str, Any], burst: dict[str, Any] | None) -> dict[str, Any]:
     """One client's steady step and burst, as `by_client.<client>` reports it."""
     return {
-        "offered_per_s": step["offered_per_s"],
         "sentences_per_s": step["completed_per_s"],
-        "p50_ms": step["pipeline_latency_ms"]["p50"],
-        "p99_ms": step["pipeline_latency_ms"]["p99"],
-        "cpu_ms_per_sentence": step["platform_cpu_ms_per_sentence"],
-        "cpu_ms_per_sentence_by_process": step["cpu_ms_per_sentence_by_process"],
-        "cpu_percent_others": step["cpu_percent"].get("others"),
         "capacity_sentences_per_s": burst["sentences_per_s"] if burst else None,
         "capacity_cpu_ms_per_sentence": burst["platform_cpu_ms_per_sentence"] if burst else None,
-        "verdict": step["verdict"],
+        **_steady_step_fields(step),
     }
 
 

@@ -172,10 +172,13 @@ def values_of(raw: Sequence[Any]) -> list[bytes]:
 def next_offsets(raw: Sequence[Any]) -> dict[tuple[str, int], int]:
     """Per (topic, partition): the offset after the batch's last record (what a commit of it names)."""
     offsets: dict[tuple[str, int], int] = {}
-    for record in records_of(raw):
-        key = (record.topic, record.partition)
-        if record.offset + 1 > offsets.get(key, -1):
-            offsets[key] = record.offset + 1
+    confluent = bool(raw) and _is_confluent(raw[0])  # read through methods, not copied into records
+    for r in raw:
+        key, offset = (
+            ((r.topic(), r.partition()), r.offset()) if confluent else ((r.topic, r.partition), r.offset)
+        )
+        if offset + 1 > offsets.get(key, -1):
+            offsets[key] = offset + 1
     return offsets
 
 

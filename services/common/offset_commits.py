@@ -45,7 +45,7 @@ class OffsetCommitter:
         self._last = clock()
         self._later: asyncio.Task[None] | None = None
         self._closing = False
-        self.commits = 0  # commit requests sent (tests and the budget read it)
+        self.commits = 0  # commit requests this committer sent (yiju_offset_commits_total counts all)
 
     def handled(self, records: Sequence[Any], consumer: Any) -> None:
         """Marks a batch's records handled (every effect done): their offsets may now be committed."""

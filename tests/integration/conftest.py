@@ -4,6 +4,7 @@ started on free ports by the same code as `make run`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -32,6 +33,25 @@ DEFAULT_USER = "u-1004"
 FAILING_SKU = "fest-lanterns"
 
 
+@contextlib.asynccontextmanager
+async def started(plat: LocalPlatform) -> AsyncIterator[LocalPlatform]:
+    """The platform, started and ready; every process stopped at the end."""
+    try:
+        await plat.start(ready_timeout=90)
+        yield plat
+    finally:
+        await plat.stop_all()
+
+
+@contextlib.asynccontextmanager
+async def redis_of(plat: LocalPlatform) -> AsyncIterator[aioredis.Redis]:
+    client = create_redis(url=plat.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture(scope="session")
 async def platform(
     tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
@@ -45,18 +65,14 @@ async def platform(
             "YIJU_DEMO_TOKENS": "1",  # the console's demo tokens, as `make run` turns them on
         },
     )
-    try:
-        await plat.start(ready_timeout=90)
+    async with started(plat):
         yield plat
-    finally:
-        await plat.stop_all()
 
 
 @pytest.fixture(scope="session")
 async def redis(platform: LocalPlatform) -> AsyncIterator[aioredis.Redis]:
-    client = create_redis(url=platform.redis_url)
-    yield client
-    await client.aclose()
+    async with redis_of(platform) as client:
+        yield client
 
 
 class ActAsOwner(httpx.Auth):
@@ -82,11 +98,14 @@ class ActAsOwner(httpx.Auth):
             self.owners[response.json()["order_id"]] = user
 
 
+def owner_api(plat: LocalPlatform) -> httpx.AsyncClient:
+    """An HTTP client of the platform's API that acts as each request's owner (ActAsOwner)."""
+    return httpx.AsyncClient(base_url=plat.api_url, timeout=10, trust_env=False, auth=ActAsOwner(plat))
+
+
 @pytest.fixture(scope="session")
 async def api(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=platform.api_url, timeout=10, trust_env=False, auth=ActAsOwner(platform)
-    ) as client:
+    async with owner_api(platform) as client:
         yield client
 
 

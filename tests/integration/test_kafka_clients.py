@@ -17,16 +17,17 @@ from aiokafka import AIOKafkaProducer
 from tests.conftest import platform_on
 from tests.integration.conftest import (
     MALFORMED_KEYS,
-    ActAsOwner,
     dead_letter_headers,
     inject_malformed_plans,
+    owner_api,
+    redis_of,
+    started,
     submit,
     wait_consumed,
     wait_settled,
 )
 from yiju.common.envelope import build_headers, spec_for
 from yiju.common.kafka_client import CLIENTS
-from yiju.common.redis import create_redis
 from yiju.common.topics import PAYMENT
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.payment.wallet import wallet_key
@@ -41,27 +42,22 @@ async def client_platform(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer
 ) -> AsyncIterator[LocalPlatform]:
     data_dir: Path = tmp_path_factory.mktemp(f"platform-{request.param}")
-    plat = platform_on(shared_kafka, data_dir, extra_env={"YIJU_KAFKA_CLIENT": request.param})
-    try:
-        await plat.start(ready_timeout=90)
+    async with started(
+        platform_on(shared_kafka, data_dir, extra_env={"YIJU_KAFKA_CLIENT": request.param})
+    ) as plat:
         yield plat
-    finally:
-        await plat.stop_all()
 
 
 @pytest.fixture(scope="module")
 async def client_api(client_platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=client_platform.api_url, timeout=10, trust_env=False, auth=ActAsOwner(client_platform)
-    ) as api:
+    async with owner_api(client_platform) as api:
         yield api
 
 
 @pytest.fixture(scope="module")
 async def client_redis(client_platform: LocalPlatform) -> AsyncIterator[aioredis.Redis]:
-    redis = create_redis(url=client_platform.redis_url)
-    yield redis
-    await redis.aclose()
+    async with redis_of(client_platform) as redis:
+        yield redis
 
 
 async def producer_for(platform: LocalPlatform) -> AIOKafkaProducer:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tests.conftest import platform_on
-from tests.integration.conftest import ActAsOwner
+from tests.integration.conftest import owner_api, started
 from yiju.common.orders import TERMINAL
 from yiju.model_gateway.fake_openai import FakeOpenAI, sentence_of, tool_calls_reply
 from yiju_infra.local.broker import BrokerServer
@@ -85,18 +85,13 @@ async def platform(
             "YIJU_GATEWAY_INVALID_RETRIES": "1",
         },
     )
-    try:
-        await plat.start(ready_timeout=90)
+    async with started(plat):
         yield plat
-    finally:
-        await plat.stop_all()
 
 
 @pytest.fixture(scope="module")
 async def api(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=platform.api_url, timeout=10, trust_env=False, auth=ActAsOwner(platform)
-    ) as client:
+    async with owner_api(platform) as client:
         yield client
 
 

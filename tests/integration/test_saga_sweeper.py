@@ -20,11 +20,10 @@ import redis.asyncio as aioredis
 from aiokafka.errors import KafkaConnectionError
 
 from tests.conftest import platform_on
-from tests.integration.conftest import FAILING_SKU, ActAsOwner, submit, wait_settled
+from tests.integration.conftest import FAILING_SKU, owner_api, redis_of, started, submit, wait_settled
 from yiju.common.decisions import DecisionStore
 from yiju.common.envelope import now_iso
 from yiju.common.orders import TERMINAL
-from yiju.common.redis import create_redis
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.intent.store import OPEN_ORDERS_KEY, OrderStore
 from yiju.intent.sweeper import Sweeper, SweepSettings
@@ -52,25 +51,19 @@ async def sweep_platform(
     catalog = prepare_catalog(data_dir / "catalog", confirmation_ttl_s=3)
     env = {**SWEEP_ENV, "YIJU_CATALOG_DIR": str(catalog)}
     plat = platform_on(shared_kafka, data_dir, extra_env=env)
-    try:
-        await plat.start(ready_timeout=90)
+    async with started(plat):
         yield plat
-    finally:
-        await plat.stop_all()
 
 
 @pytest.fixture(scope="module")
 async def sredis(sweep_platform: LocalPlatform) -> AsyncIterator[aioredis.Redis]:
-    client = create_redis(url=sweep_platform.redis_url)
-    yield client
-    await client.aclose()
+    async with redis_of(sweep_platform) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
 async def sapi(sweep_platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=sweep_platform.api_url, timeout=10, trust_env=False, auth=ActAsOwner(sweep_platform)
-    ) as client:
+    async with owner_api(sweep_platform) as client:
         yield client
 
 

@@ -11,11 +11,12 @@ import grpc
 import httpx
 import jwt
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import publish_event, submit, wait_settled
+from tests.integration.conftest import dead_letter_headers, publish_event, submit, wait_settled
 from yiju.common.auth import issue_token
 from yiju.common.intake_assertion import IntakeSigner
+from yiju.common.topics import INTENT_INTAKE
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.gen.intent.v1 import intent_pb2 as ipb
 from yiju.gen.intent.v1 import intent_pb2_grpc as ipb_grpc
@@ -169,25 +170,9 @@ async def test_kafka_intake_needs_a_signed_assertion_for_that_user(platform: Loc
             await publish_event(producer, platform, message, key, source="attacker")
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
-        platform.topic("yiju.dlq.yiju-intent-intake.v1"),
-        bootstrap_servers=platform.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"sec-{uuid.uuid4()}",
-        session_timeout_ms=3000,
-        heartbeat_interval_ms=1000,
+    letters = await dead_letter_headers(
+        platform, INTENT_INTAKE, tuple(key.encode() for key in keys), timeout=20
     )
-    await consumer.start()
-    seen: dict[str, str] = {}
-    try:
-        for _ in range(40):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    if r.key and r.key.decode() in keys:
-                        seen[keys[r.key.decode()]] = dict(r.headers)["x-dlq-error-message"].decode()
-            if len(seen) == len(cases):
-                break
-    finally:
-        await consumer.stop()
+    seen = {keys[key.decode()]: headers["x-dlq-error-message"] for key, headers in letters.items()}
     assert set(seen) == set(cases)
     assert all(msg.startswith("unauthenticated") for msg in seen.values())

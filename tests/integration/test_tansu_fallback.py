@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import ActAsOwner, submit, wait_settled
+from tests.integration.conftest import owner_api, started, submit, wait_settled
 from yiju.common.topics import ALL_TOPICS
 from yiju_infra.local.broker import TansuBroker, kafka_metadata_ready
 from yiju_infra.local.platform import LocalPlatform
@@ -24,18 +24,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 async def tansu_platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalPlatform]:
     plat = LocalPlatform.on_free_ports(tmp_path_factory.mktemp("tansu"), broker="tansu")
-    try:
-        await plat.start(ready_timeout=90)
+    async with started(plat):
         yield plat
-    finally:
-        await plat.stop_all()
 
 
 @pytest.fixture(scope="module")
 async def tansu_api(tansu_platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=tansu_platform.api_url, timeout=10, trust_env=False, auth=ActAsOwner(tansu_platform)
-    ) as client:
+    async with owner_api(tansu_platform) as client:
         yield client
 
 

@@ -3,22 +3,8 @@ steps on aiokafka, then a steady step and a burst on each client; `by_client` ha
 
 from __future__ import annotations
 
-from typing import Any
-
+from tests.unit.bench_steps import steady_step
 from yiju_infra.bench.pipeline import KAFKA_CLIENTS, BenchConfig, PipelineBench, client_summary, parse_args
-
-
-def _step(offered: float, platform_ms: float, p99: float) -> dict[str, Any]:
-    return {
-        "offered_per_s": offered,
-        "completed_per_s": offered,
-        "pipeline_latency_ms": {"p50": p99 / 2, "p95": p99 * 0.9, "p99": p99},
-        "latency_ms": {"p50": p99, "p95": p99, "p99": p99 * 2},
-        "platform_cpu_ms_per_sentence": platform_ms,
-        "cpu_ms_per_sentence_by_process": {"broker": 1.0},
-        "cpu_percent": {"others": 3.0},
-        "verdict": "",
-    }
 
 
 def test_the_default_compares_both_clients_and_one_named_client_runs_alone() -> None:
@@ -39,13 +25,13 @@ def test_by_client_holds_each_clients_steady_step_and_capacity() -> None:
     bench.sampling = None
     bench.by_client = {
         "aiokafka": client_summary(
-            _step(200, 6.0, 300), {"sentences_per_s": 310.0, "platform_cpu_ms_per_sentence": 5.1}
+            steady_step(200, 6.0, 300), {"sentences_per_s": 310.0, "platform_cpu_ms_per_sentence": 5.1}
         ),
-        "confluent": client_summary(_step(200, 4.0, 200), None),
+        "confluent": client_summary(steady_step(200, 4.0, 200), None),
     }
     checks = {"lost": 0, "duplicated": 0, "capacity": {"sentences_per_s": 350.0}}
     broker = {"produce_consume_per_s": 24000.0, "kind": "kafka", "description": "Apache Kafka"}
-    results = bench._results(broker, [_step(100, 7.0, 200)], checks, 12.0)
+    results = bench._results(broker, [steady_step(100, 7.0, 200)], checks, 12.0)
     assert results["kafka_client"] == "aiokafka"
     aio, confluent = results["by_client"]["aiokafka"], results["by_client"]["confluent"]
     assert (aio["cpu_ms_per_sentence"], aio["sentences_per_s"], aio["p99_ms"]) == (6.0, 200, 300)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.bench_steps import steady_step
 from yiju_infra.bench import cpu
 from yiju_infra.bench.pipeline import (
     HEADLINE,
@@ -33,19 +34,6 @@ USED = {
 }
 
 
-def _step(offered: float, platform_ms: float, p99: float, verdict: str = "") -> dict[str, Any]:
-    return {
-        "offered_per_s": offered,
-        "completed_per_s": offered,
-        "pipeline_latency_ms": {"p50": p99 / 2, "p95": p99 * 0.9, "p99": p99},
-        "latency_ms": {"p50": p99, "p95": p99, "p99": p99 * 2},
-        "platform_cpu_ms_per_sentence": platform_ms,
-        "cpu_ms_per_sentence_by_process": {"broker": 1.0},
-        "cpu_percent": {"others": 3.0},
-        "verdict": verdict,
-    }
-
-
 def _bench(sampling: dict[str, Any] | None) -> PipelineBench:
     bench = object.__new__(PipelineBench)  # no platform: _results is arithmetic on what was measured
     bench.config = BenchConfig()
@@ -63,10 +51,14 @@ def test_platform_cpu_leaves_out_the_load_generator_and_the_other_tenants() -> N
 
 def test_results_carry_the_production_samplers_cpu_both_samplers_and_the_client() -> None:
     sampling = {
-        "full": sampling_summary(_step(200, 6.0, 300), "parentbased_always_on", 1.0),
-        "production": sampling_summary(_step(200, 4.5, 250), "parentbased_traceidratio", 0.05),
+        "full": sampling_summary(steady_step(200, 6.0, 300), "parentbased_always_on", 1.0),
+        "production": sampling_summary(steady_step(200, 4.5, 250), "parentbased_traceidratio", 0.05),
     }
-    steps = [_step(100, 7.0, 200), _step(200, 6.2, 280), _step(400, 5.0, 900, "p99 too high")]
+    steps = [
+        steady_step(100, 7.0, 200),
+        steady_step(200, 6.2, 280),
+        steady_step(400, 5.0, 900, "p99 too high"),
+    ]
     checks = {"lost": 0, "duplicated": 0, "capacity": {"sentences_per_s": 350.0}}
     broker = {"produce_consume_per_s": 24000.0, "kind": "kafka", "description": "Apache Kafka"}
     results = _bench(sampling)._results(broker, steps, checks, 12.0)
@@ -85,7 +77,7 @@ def test_results_carry_the_production_samplers_cpu_both_samplers_and_the_client(
 
 
 def test_without_the_comparison_the_sustained_steps_platform_cpu_is_the_headline() -> None:
-    best = _step(200, 6.2, 280)
+    best = steady_step(200, 6.2, 280)
     assert headline_cpu(None, best) == (6.2, "the sustained step (200/s offered), every trace recorded")
     assert headline_cpu(None, None) == (None, "no step was sustained")
 
