@@ -22,6 +22,11 @@ With --profile, a second load at --profile-rate is profiled with `py-spy record 
 at once, and each service's CPU per sentence is split into the Kafka client, Redis, spans, protobuf,
 gRPC, faststream, handler code and the event loop (yiju_infra.bench.profile_split); the broker and Redis
 are their own processes. py-spy: `.venv/bin/pip install py-spy`.
+
+With --model-sim the platform runs in model mode (the settings of `make bench BENCH_ARGS="--model sim"`:
+the Kafka model path, the gateway's openai backend against the simulated Qwen, no cache or single-flight)
+and the simulator answers with --model-p50-ms / --model-p99-ms a turn on --model-slots slots; the
+simulator is not part of the platform and its CPU is reported apart.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from yiju_infra.bench.budget_counts import (
     tally_spans,
 )
 from yiju_infra.bench.console import bench_console
+from yiju_infra.bench.model_bench import ModelBenchConfig, SimRun, SimServer, platform_env
 from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.profile_split import shares, split_profile
 from yiju_infra.bench.run_info import machine_summary
@@ -231,6 +237,11 @@ class Budget:
         for item in args.env:
             key, _, value = item.partition("=")
             env[key.strip()] = value
+        self.sim: SimServer | None = None
+        if args.model_sim:
+            self.sim = SimServer()
+            model = ModelBenchConfig(users=args.users, slots=args.model_slots, sampler="full")
+            env = {**platform_env(model, self.sim.url), **env, "YIJU_GATEWAY_BACKENDS": "openai,rules"}
         self.platform = LocalPlatform.on_free_ports(
             Path(tempfile.mkdtemp(prefix="yiju-budget-")), extra_env=env
         )
@@ -242,6 +253,10 @@ class Budget:
         args, plat = self.args, self.platform
         redis = Redis.from_url(plat.redis_url, decode_responses=True)
         try:
+            if self.sim is not None:
+                await self.sim.start(
+                    SimRun(args.model_p50_ms, args.model_p99_ms, args.model_slots, seed=7, search_rate=1.0)
+                )
             await plat.start_infra()
             await plat.start_services()
             await plat.wait_ready(timeout=180)
@@ -272,10 +287,17 @@ class Budget:
         finally:
             await redis.aclose()
             await plat.stop_all()
+            if self.sim is not None:
+                await self.sim.aclose()
             shutil.rmtree(plat.data_dir, ignore_errors=True)
         return {
             "tool": "yiju_infra.bench.budget",
             "label": args.label,
+            "model": (
+                {"p50_ms": args.model_p50_ms, "p99_ms": args.model_p99_ms, "slots": args.model_slots}
+                if args.model_sim
+                else None
+            ),
             "broker": broker_in_use(plat),
             "sentences": args.sentences,
             "rate": args.rate,
@@ -387,6 +409,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="also profile every service with py-spy")
     parser.add_argument("--profile-rate", type=float, default=150.0)
     parser.add_argument("--profile-s", type=float, default=30.0)
+    parser.add_argument("--model-sim", action="store_true", help="model mode against the simulated Qwen")
+    parser.add_argument("--model-p50-ms", type=float, default=1200.0, help="per turn, with --model-sim")
+    parser.add_argument("--model-p99-ms", type=float, default=6000.0, help="per turn, with --model-sim")
+    parser.add_argument("--model-slots", type=int, default=256, help="with --model-sim")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "budget.json")
     return parser.parse_args(argv)
 

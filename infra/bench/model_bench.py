@@ -77,6 +77,7 @@ from yiju_infra.bench.model_summary import (
 )
 from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.run_info import config_summary, machine_summary
+from yiju_infra.bench.samplers import SAMPLERS, sampler_env
 from yiju_infra.local.model_sim import ModelSimProcess
 from yiju_infra.local.platform import LocalPlatform
 
@@ -118,10 +119,17 @@ class ModelBenchConfig:
     orbit_kills: bool = True
     deadline_s: float = 180.0  # YIJU_PLANNING_MODEL_DEADLINE_S
     sweep_after_s: float = 120.0  # YIJU_SWEEP_AFTER_S
-    max_inflight: int = 256  # YIJU_GATEWAY_MAX_INFLIGHT
+    # YIJU_GATEWAY_MAX_INFLIGHT; 0: the model's slots and a quarter more. A conversation holds its place in
+    # the gateway's window between its turns too (tool look-ups, the hops of the answer), when it holds no
+    # model slot: a window of exactly `slots` leaves the model's slots idle for that share and queues the
+    # overflow in Kafka instead of at the model (docs/gateway.md, "Sizing the window").
+    max_inflight: int = 0
     runs: tuple[str, ...] = ("main", "slow", "orbit")
     users: int = 10_000
     via: str = "kafka"
+    # The trace sampler (yiju_infra.bench.samplers): the chart's production default, 5 % of sentences
+    # traced; "full" traces every one, as a local run without the chart does.
+    sampler: str = "production"
     extra_env: dict[str, str] = field(default_factory=dict)
     out: Path = REPO_ROOT / "bench" / "model.json"
     png: Path = REPO_ROOT / "bench" / "model.png"
@@ -129,6 +137,10 @@ class ModelBenchConfig:
     @property
     def turns(self) -> float:
         return 1.0 + self.search_rate
+
+    @property
+    def gateway_window(self) -> int:
+        return self.max_inflight if self.max_inflight > 0 else self.slots + self.slots // 4
 
     @property
     def model_timeout_s(self) -> float:
@@ -223,13 +235,14 @@ def platform_env(config: ModelBenchConfig, sim_url: str) -> dict[str, str]:
         "YIJU_OPENAI_BASE_URL": sim_url,
         "YIJU_OPENAI_MODEL": "qwen-sim",
         # A connection per call in flight: the pool must not be the cap instead of the model's slots.
-        "YIJU_OPENAI_MAX_CONNECTIONS": str(max(config.max_inflight, config.slots) + 64),
+        "YIJU_OPENAI_MAX_CONNECTIONS": str(max(config.gateway_window, config.slots) + 64),
         "YIJU_GATEWAY_TIMEOUTS": json.dumps({"openai": config.model_timeout_s}),
-        "YIJU_GATEWAY_MAX_INFLIGHT": str(config.max_inflight),
+        "YIJU_GATEWAY_MAX_INFLIGHT": str(config.gateway_window),
         # Every sentence its own model conversation: what the model's capacity is measured with.
         "YIJU_GATEWAY_CACHE_TTL_S": "0",
         "YIJU_GATEWAY_SINGLE_FLIGHT": "false",
         "YIJU_SWEEP_AFTER_S": f"{config.sweep_after_s:g}",
+        **sampler_env(config.sampler),
         **config.extra_env,
     }
 
@@ -519,7 +532,12 @@ class ModelBench:
             "the simulated Qwen (X-Yiju-Order-Id), every run; model_calls_per_1000: HTTP requests "
             "(turns) per 1000 completed sentences, main run",
         }
-        results.update(runs=runs, checks=checks, config=config_summary(cfg), machine=machine_summary())
+        results.update(
+            runs=runs,
+            checks=checks,
+            config={**config_summary(cfg), "gateway_window": cfg.gateway_window},
+            machine=machine_summary(),
+        )
         return results
 
 
@@ -596,6 +614,9 @@ def parse_args(argv: list[str] | None = None) -> ModelBenchConfig:
     parser.add_argument("--model-p50-ms", type=float, help="per turn (default 1200)")
     parser.add_argument("--model-p99-ms", type=float, help="per turn (default 6000)")
     parser.add_argument("--model-slots", type=int, help="requests served at once (default 256)")
+    parser.add_argument(
+        "--max-inflight", type=int, help="the gateway's window (default: the slots and a quarter more)"
+    )
     parser.add_argument("--search-rate", type=float, help="share of sentences that search first (default 1)")
     parser.add_argument("--step-s", type=float, help="seconds per run (default 60)")
     parser.add_argument("--calibrate-s", type=float)
@@ -612,6 +633,11 @@ def parse_args(argv: list[str] | None = None) -> ModelBenchConfig:
     parser.add_argument("--deadline-s", type=float, help="YIJU_PLANNING_MODEL_DEADLINE_S (default 180)")
     parser.add_argument("--runs", help="comma-separated: main,slow,orbit (default all)")
     parser.add_argument("--users", type=int)
+    parser.add_argument(
+        "--sampler",
+        choices=sorted(SAMPLERS),
+        help="traces: production (the chart's 5 %%, the default) or full (every sentence)",
+    )
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="extra service environment")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "model.json")
     parser.add_argument("--png", type=Path, default=REPO_ROOT / "bench" / "model.png")
@@ -625,6 +651,7 @@ def parse_args(argv: list[str] | None = None) -> ModelBenchConfig:
         ("model_p50_ms", "p50_ms"),
         ("model_p99_ms", "p99_ms"),
         ("model_slots", "slots"),
+        ("max_inflight", "max_inflight"),
         ("search_rate", "search_rate"),
         ("step_s", "step_s"),
         ("calibrate_s", "calibrate_s"),
@@ -639,6 +666,7 @@ def parse_args(argv: list[str] | None = None) -> ModelBenchConfig:
         ("orbit_rate", "orbit_rate"),
         ("deadline_s", "deadline_s"),
         ("users", "users"),
+        ("sampler", "sampler"),
     ):
         value = getattr(args, name)
         if value is not None:

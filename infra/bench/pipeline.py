@@ -69,6 +69,7 @@ from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.plot import latency_png
 from yiju_infra.bench.rawbroker import measure as measure_broker
 from yiju_infra.bench.run_info import config_summary, machine_summary
+from yiju_infra.bench.samplers import FULL_SAMPLER, PRODUCTION_SAMPLE_RATIO, PRODUCTION_SAMPLER
 from yiju_infra.local.platform import SERVICES, LocalPlatform
 
 FULL_RATES = (50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 2000, 2500, 3000)
@@ -92,10 +93,6 @@ HEADLINE = (
 # The services' Kafka clients (yiju.common.kafka_client): faststream's aiokafka and confluent brokers.
 KAFKA_CLIENTS = ("aiokafka", "confluent")
 BOTH_CLIENTS = "both"
-FULL_SAMPLER = ("parentbased_always_on", 1.0)
-# The chart's production default (charts/yiju/values.yaml, otel.sampling): parent-based, 5 % of traces.
-PRODUCTION_SAMPLER = "parentbased_traceidratio"
-PRODUCTION_SAMPLE_RATIO = 0.05
 
 
 @dataclass

@@ -33,9 +33,10 @@ from yiju_infra.bench import cpu
 from yiju_infra.bench.console import bench_console
 from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.run_info import machine_summary
+from yiju_infra.bench.samplers import sampler_env
 from yiju_infra.local.platform import LocalPlatform
 
-PRODUCTION_SAMPLER = {"YIJU_TRACE_SAMPLER": "parentbased_traceidratio", "YIJU_TRACE_SAMPLE_RATIO": "0.05"}
+PRODUCTION_SAMPLER = sampler_env("production")
 TRIM_S = 5.0
 
 

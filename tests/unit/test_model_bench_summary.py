@@ -180,3 +180,26 @@ def test_make_bench_dispatches_model_mode_and_quick_shortens_it() -> None:
     assert platform_env(config, "http://x/v1")["YIJU_PLANNING_MODEL_DEADLINE_S"] == "30"
     assert parse_args([]).runs == ("main", "slow", "orbit")
     assert parse_args(["--runs", "main"]).runs == ("main",)
+
+
+def test_the_gateway_window_outgrows_the_model_slots_unless_set() -> None:
+    # a conversation keeps its window place between its turns, when it holds no model slot
+    default = parse_args(["--model-slots", "256"])
+    assert default.gateway_window == 320
+    env = platform_env(default, "http://x/v1")
+    assert env["YIJU_GATEWAY_MAX_INFLIGHT"] == "320"
+    assert int(env["YIJU_OPENAI_MAX_CONNECTIONS"]) > 320  # every call in the window has its connection
+    assert parse_args(["--max-inflight", "256"]).gateway_window == 256
+
+
+def test_the_model_bench_traces_as_the_chart_does_unless_asked_for_every_trace() -> None:
+    production = platform_env(parse_args([]), "http://x/v1")
+    assert (production["YIJU_TRACE_SAMPLER"], production["YIJU_TRACE_SAMPLE_RATIO"]) == (
+        "parentbased_traceidratio",
+        "0.05",
+    )
+    full = platform_env(parse_args(["--sampler", "full"]), "http://x/v1")
+    assert (full["YIJU_TRACE_SAMPLER"], full["YIJU_TRACE_SAMPLE_RATIO"]) == ("parentbased_always_on", "1")
+    # a setting given with --env still wins
+    forced = platform_env(parse_args(["--env", "YIJU_TRACE_SAMPLE_RATIO=0.5"]), "http://x/v1")
+    assert forced["YIJU_TRACE_SAMPLE_RATIO"] == "0.5"
