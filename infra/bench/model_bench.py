@@ -542,18 +542,25 @@ class ModelBench:
 
 
 async def gateway_claims(redis: Redis, order_ids: list[str]) -> dict[str, int]:
-    """The gateway's own record per order (gateway:parse:{order}): how many orders it answered, how many
-    it claimed but never answered (the call was lost with a killed gateway), and repeated claims."""
-    answered = unanswered = repeat = 0
+    """The gateway's own record per order (gateway:parse:{order}): how many orders the model answered,
+    how many were answered as lost (claimed by a gateway that died mid-call: not called again), how many
+    are claimed and never answered, and repeated claims."""
+    answered = lost = unanswered = repeat = 0
     for start in range(0, len(order_ids), 500):
         pipe = redis.pipeline(transaction=False)
         for order_id in order_ids[start : start + 500]:
-            pipe.hmget(claim_key(order_id), "state", "calls")
-        for state, calls in await pipe.execute():
-            answered += state == "answered"
+            pipe.hmget(claim_key(order_id), "state", "calls", "lost_replica")
+        for state, calls, lost_replica in await pipe.execute():
+            lost += state == "answered" and bool(lost_replica)
+            answered += state == "answered" and not lost_replica
             unanswered += state == "claimed"
             repeat += int(calls or 0) > 1
-    return {"answered": answered, "claimed_not_answered": unanswered, "repeat_claims": repeat}
+    return {
+        "answered": answered,
+        "answered_lost": lost,
+        "claimed_not_answered": unanswered,
+        "repeat_claims": repeat,
+    }
 
 
 def completed_in_s(completed: list[Track], started_ms: float) -> float:
@@ -596,9 +603,12 @@ def orbit_result(orbit: dict[str, Any], kills: list[dict[str, Any]]) -> dict[str
     return {
         **verdict,
         "orders": orbit["offered"],
-        # Completed without the model's answer: the call was lost with the killed gateway (claimed, never
-        # answered) or never made; the deadline's rules fallback planned them.
-        "completed_by_deadline_fallback": verdict["completed"] - gateway["answered"],
+        # Completed without the model's answer, by the rules fallback: at once when the restarted gateway
+        # found the call lost with the killed one (answered as lost), else at the deadline.
+        "completed_by_lost_call_fallback": gateway["answered_lost"],
+        "completed_by_deadline_fallback": max(
+            verdict["completed"] - gateway["answered"] - gateway["answered_lost"], 0
+        ),
         "repeat_claims": gateway["repeat_claims"],
         "kills": kills,
         "p99_ms": orbit["latency_ms"]["p99"],

@@ -18,8 +18,9 @@ class PlanningSettings(BaseSettings):
     # How long an order waits for the model on the kafka path, from the first IntentAccepted planning
     # handled (kept across redeliveries and restarts); fits an orbit-length link (90 s) twice.
     model_deadline_s: float = 180.0
-    # What ends an order whose model did not answer in time: "rules" (the rules backend, in process) or
-    # "reject" (REJECTED, code model_timeout, with the reason). Neither holds money or a subsidy.
+    # What ends an order whose model did not answer in time, or whose call the gateway lost with a replica
+    # that died mid-call: "rules" (the rules backend, in process) or "reject" (REJECTED, code
+    # model_timeout / model_call_lost, with the reason). Neither holds money or a subsidy.
     model_deadline_fallback: Literal["rules", "reject"] = "reject"
     deadline_scan_interval_s: float = 1.0  # how often expired waits are looked for
     deadline_scan_batch: int = 200

@@ -8,7 +8,10 @@
 Nothing is reserved while the order waits: the subsidy is reserved when the plan is made, from the one
 outcome that stands. After the deadline the order is planned by the rules backend (if configured) or
 REJECTED with code `model_timeout`; an answer arriving later finds the decision and changes nothing.
-A cancelled order (OrderCancelled remembered as its decision) is never planned.
+An answer that says the call was lost (ParseCompleted.lost_reason: the gateway replica that made it is
+gone, and the model is not called again) ends the wait the same way at once: the rules backend, or
+REJECTED with code `model_call_lost`. A cancelled order (OrderCancelled remembered as its decision) is
+never planned.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ log = logging.getLogger(__name__)
 
 MODEL_OUTCOMES = Counter(
     "yiju_planning_model_outcomes_total",
-    "How orders on the Kafka model path ended their wait: answered, rules (deadline, rules backend), "
-    "timed_out (deadline, rejected)",
+    "How orders on the Kafka model path ended their wait: answered, rules (the deadline passed or the "
+    "gateway lost the call: the rules backend), timed_out (deadline, rejected), lost (the gateway lost "
+    "the call, rejected)",
     ["outcome"],
 )
 
@@ -139,12 +143,18 @@ class ModelPath:
                 code="unknown_user",
                 reason=f"unknown user {wait.user_id}",
             )
-        if outcome.answer is not None:
+        lost = outcome.answer.lost_reason if outcome.answer is not None else ""
+        if outcome.answer is not None and not lost:
             MODEL_OUTCOMES.labels("answered").inc()
             parsed = result_from_pb(outcome.answer.result)
-        elif self.rules is not None:
+        elif self.rules is not None:  # the deadline passed, or the gateway lost the call: the rules
             MODEL_OUTCOMES.labels("rules").inc()
             parsed = await self._rules(wait)
+        elif lost:
+            MODEL_OUTCOMES.labels("lost").inc()
+            return ev.PlanRejected(
+                order_id=wait.order_id, user_id=wait.user_id, code="model_call_lost", reason=lost
+            )
         else:
             MODEL_OUTCOMES.labels("timed_out").inc()
             return ev.PlanRejected(

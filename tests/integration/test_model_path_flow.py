@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tests.conftest import platform_on
-from tests.integration.conftest import owner_api, started
+from tests.integration.conftest import owner_api, redis_of, started
 from yiju.common.orders import TERMINAL
 from yiju.model_gateway.fake_openai import FakeOpenAI, sentence_of, tool_calls_reply
+from yiju.model_gateway.kafka_worker import claim_key
 from yiju_infra.local.broker import BrokerServer
 from yiju_infra.local.platform import LocalPlatform
 
@@ -165,7 +166,7 @@ async def test_restarts_of_planning_and_the_gateway_while_waiting_repeat_no_mode
     assert model.calls["a medium latte after restarts"] == 1
 
 
-async def test_kill_9_of_the_gateway_mid_call_ends_at_the_deadline_without_a_second_call(
+async def test_kill_9_of_the_gateway_mid_call_is_answered_as_lost_without_a_second_call(
     api: httpx.AsyncClient, platform: LocalPlatform, model: SlowModel
 ) -> None:
     text = "hang on, two bubble teas"
@@ -175,12 +176,16 @@ async def test_kill_9_of_the_gateway_mid_call_ends_at_the_deadline_without_a_sec
     platform.kill("model_gateway")  # the call's answer is lost with it; the watcher restarts it
     platform.kill("planning")
     order = await wait_status(api, order_id, set(TERMINAL), DEADLINE_S + 60)
-    # The deadline's rules fallback planned it: completed, paid once, never cancelled by the sweeper.
+    # The restarted gateway found the dead replica's claim and answered "lost" (not calling the model
+    # again); planning's rules fallback planned it: completed, paid once, never cancelled by the sweeper.
     assert order["status"] == "COMPLETED", order
     assert [(ln["sku"], ln["quantity"]) for ln in order["lines"]] == [("tea-brown-sugar-boba", 2)]
     assert order["payment"]["captured_fen"] == order["total_fen"]
     assert "CANCELLED" not in statuses(order)
     assert model.calls[text] == 1, "the sentence went to the model twice"
+    async with redis_of(platform) as redis:
+        claim = await redis.hgetall(claim_key(order_id))
+    assert claim["lost_replica"] == claim["replica"] and claim["calls"] == "1", claim
 
 
 async def test_garbage_answers_are_retried_then_handled(api: httpx.AsyncClient, model: SlowModel) -> None:

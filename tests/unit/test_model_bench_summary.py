@@ -118,7 +118,7 @@ def run(rate: float, p99: float, model_p99: float, mean_s: float, statuses: dict
             "slow_orders": 0,
         },
         "model_calls_per_1000": 1980.0,
-        "gateway": {"answered": 150, "claimed_not_answered": 50, "repeat_claims": 0},
+        "gateway": {"answered": 150, "answered_lost": 30, "claimed_not_answered": 20, "repeat_claims": 0},
     }
 
 
@@ -150,7 +150,10 @@ def test_the_results_carry_the_issue_fields_and_judge_the_targets(tmp_path: Path
         assert results[key] is not None, key
     assert results["bound_sentences_per_s"] == pytest.approx(256 / 3.0, abs=0.1)
     assert set(results["orbit"]) >= {"completed", "cancelled_by_sweeper", "duplicate_model_calls", "lost"}
-    assert results["orbit"]["completed_by_deadline_fallback"] == 50
+    # 200 completed: 150 by the model, 30 at once after their calls were lost with the killed gateway,
+    # 20 at the deadline
+    assert results["orbit"]["completed_by_lost_call_fallback"] == 30
+    assert results["orbit"]["completed_by_deadline_fallback"] == 20
     assert results["slow"]["comparison"]["within_20_percent"] is True
     assert results["targets"] == {
         "rate_at_least_90_percent_of_bound": True,  # 78.4/s of 85.3/s

@@ -249,11 +249,15 @@ async def test_a_redelivered_request_replays_the_answer_across_a_gateway_restart
 
 async def test_a_call_lost_with_a_crashed_gateway_is_not_made_again(redis: Redis) -> None:
     model = CountingModel()
-    claims = ParseClaims(redis, 3600)
-    assert (await claims.claim("g-2"))[0] == "new"  # the crashed gateway had claimed and called
+    crashed = ParseClaims(redis, 3600)  # claimed and called, then died: its liveness key is gone
+    assert (await crashed.claim("g-2")).state == "new"
     ctx = World.ctx("g-2")
-    await ParseWorker(model.parse, claims).on_parse_requested(parse_requested("g-2", "one latte"), ctx)
-    assert ctx.emitted == [] and model.calls == {}  # planning's deadline ends the order
+    await ParseWorker(model.parse, ParseClaims(redis, 3600)).on_parse_requested(
+        parse_requested("g-2", "one latte"), ctx
+    )
+    [(lost, _)] = ctx.emitted  # answered at once as lost: planning need not wait for its deadline
+    assert isinstance(lost, ev.ParseCompleted) and crashed.replica in lost.lost_reason
+    assert model.calls == {}
 
 
 async def test_a_request_past_its_deadline_is_not_sent_to_the_model(redis: Redis) -> None:
