@@ -18,6 +18,7 @@ from yiju.model_gateway.config import OpenAISettings
 from yiju.model_gateway.prompt import chat_messages
 from yiju.model_gateway.sim import SimConfig, SimulatedQwen
 from yiju.model_gateway.sim.__main__ import parse_args
+from yiju.model_gateway.sim.answers import SimulatedModel
 from yiju.model_gateway.sim.latency import LognormalLatency
 from yiju.model_gateway.sim.tokens import completion_tokens, count_tokens, prompt_tokens
 from yiju.model_gateway.toolbox import ReadOnlyTools
@@ -234,3 +235,24 @@ async def test_the_gateway_backend_completes_a_tool_turn_against_it(catalog: Cat
     )
     assert (sim.stats.requests, sim.stats.look_ups) == (3, 2)  # search, quote, answer
     assert result.tokens_used == sim.stats.prompt_tokens + sim.stats.completion_tokens
+
+
+def test_a_sentence_is_read_once_across_its_turns_and_repeats(catalog: Catalog) -> None:
+    model = SimulatedModel(catalog, search_rate=1.0)
+    reads: list[str] = []
+    parse_one = model.rules.parse_one
+
+    def counting(request: ParseRequest) -> ParseResult:
+        reads.append(request.text)
+        return parse_one(request)
+
+    model.rules.parse_one = counting  # type: ignore[method-assign]
+    request = ParseRequest("two bubble teas to my office", locale="en")
+    body = {"messages": chat_messages(request), "tools": openai_read_only_tools() + openai_tools()}
+    first = model.answer(body)  # the first turn searches the catalog
+    assert first["tool_calls"][0]["function"]["name"] == "search_catalog"
+    assert model.answer(body) == first  # the same sentence again: the same answer, not read again
+    assert reads == ["two bubble teas to my office"]
+    other = ParseRequest("一杯拿铁", locale="zh")
+    model.answer({"messages": chat_messages(other), "tools": openai_tools()})
+    assert reads == ["two bubble teas to my office", "一杯拿铁"]
