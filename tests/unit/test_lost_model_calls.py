@@ -12,6 +12,7 @@ from redis.asyncio.client import Redis
 
 from tests.unit.test_model_path import USER, CountingModel, World, parse_requested, world_of
 from yiju.common.catalog import Catalog
+from yiju.common.consumer import EventContext
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.model_gateway.kafka_worker import Heartbeat, ParseClaims, ParseWorker, replica_key
 
@@ -35,15 +36,24 @@ async def alive_replica(redis: Redis) -> ParseClaims:
     return other
 
 
-async def test_a_claim_of_a_live_replica_is_held_until_that_replica_answers(redis: Redis) -> None:
-    model = CountingModel()
+async def held_by_another_replica(
+    redis: Redis, model: CountingModel, order_id: str
+) -> tuple[ParseClaims, EventContext, asyncio.Task[None]]:
+    """Another live replica claimed the order (a rebalance moved the partition mid-call); this replica's
+    delivery of the request is running, held."""
     other = await alive_replica(redis)
-    assert (await other.claim("l-1")).state == "new"  # a rebalance moved the partition mid-call
+    assert (await other.claim(order_id)).state == "new"
     this, _ = worker(redis, model)
-    ctx = World.ctx("l-1")
-    held = asyncio.create_task(this.on_parse_requested(parse_requested("l-1", "one latte"), ctx))
+    ctx = World.ctx(order_id)
+    held = asyncio.create_task(this.on_parse_requested(parse_requested(order_id, "one latte"), ctx))
     await asyncio.sleep(5 * POLL_S)
     assert not held.done() and ctx.emitted == []
+    return other, ctx, held
+
+
+async def test_a_claim_of_a_live_replica_is_held_until_that_replica_answers(redis: Redis) -> None:
+    model = CountingModel()
+    other, ctx, held = await held_by_another_replica(redis, model, "l-1")
     answer = ev.ParseCompleted(order_id="l-1", user_id=USER, model_calls=1, answered_at_ms=1)
     await other.answer("l-1", answer)  # the other replica's call answers
     await asyncio.wait_for(held, 5)
@@ -52,12 +62,7 @@ async def test_a_claim_of_a_live_replica_is_held_until_that_replica_answers(redi
 
 async def test_a_held_claim_whose_replica_dies_is_answered_as_lost(redis: Redis) -> None:
     model = CountingModel()
-    other = await alive_replica(redis)
-    await other.claim("l-2")
-    this, _ = worker(redis, model)
-    ctx = World.ctx("l-2")
-    held = asyncio.create_task(this.on_parse_requested(parse_requested("l-2", "one latte"), ctx))
-    await asyncio.sleep(5 * POLL_S)
+    other, ctx, held = await held_by_another_replica(redis, model, "l-2")
     await other.leave()  # the other replica stops (or its key expires after a kill -9)
     await asyncio.wait_for(held, 5)
     [(lost, _)] = ctx.emitted
@@ -90,12 +95,7 @@ async def test_the_lost_mark_before_a_late_answer_is_what_a_redelivery_replays(r
 
 async def test_a_claim_given_back_while_held_is_called_once_by_the_holder(redis: Redis) -> None:
     model = CountingModel()
-    other = await alive_replica(redis)
-    await other.claim("l-5")
-    this, _ = worker(redis, model)
-    ctx = World.ctx("l-5")
-    held = asyncio.create_task(this.on_parse_requested(parse_requested("l-5", "one latte"), ctx))
-    await asyncio.sleep(5 * POLL_S)
+    other, ctx, held = await held_by_another_replica(redis, model, "l-5")
     await other.give_back("l-5")  # its call raised before any answer: the next delivery may call
     await asyncio.wait_for(held, 5)
     [(answer, _)] = ctx.emitted
