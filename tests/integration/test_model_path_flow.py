@@ -188,6 +188,26 @@ async def test_kill_9_of_the_gateway_mid_call_is_answered_as_lost_without_a_seco
     assert claim["lost_replica"] == claim["replica"] and claim["calls"] == "1", claim
 
 
+async def test_a_model_that_never_answers_ends_at_the_deadline_by_the_rules_fallback(
+    api: httpx.AsyncClient, platform: LocalPlatform, model: SlowModel
+) -> None:
+    text = "hang there, one latte"
+    submitted = time.monotonic()
+    order_id = await submit(api, text)
+    await wait_status(api, order_id, {"AWAITING_MODEL"}, 30)
+    order = await wait_status(api, order_id, set(TERMINAL), DEADLINE_S + 60)
+    # Nothing answered: the gateway's replica is alive and its call still hangs, so the order waited
+    # for its deadline (not a lost call), then the rules backend planned it; the sweeper left it alone.
+    assert time.monotonic() - submitted >= DEADLINE_S
+    assert order["status"] == "COMPLETED", order
+    assert statuses(order)[:2] == ["ACCEPTED", "AWAITING_MODEL"] and "CANCELLED" not in statuses(order)
+    assert order["payment"]["captured_fen"] == order["total_fen"]
+    assert model.calls[text] == 1
+    async with redis_of(platform) as redis:
+        claim = await redis.hgetall(claim_key(order_id))
+    assert claim["state"] == "claimed" and "lost_replica" not in claim, claim
+
+
 async def test_garbage_answers_are_retried_then_handled(api: httpx.AsyncClient, model: SlowModel) -> None:
     once = await submit(api, "garbage-once then a latte")
     always = await submit(api, "garbage forever")
