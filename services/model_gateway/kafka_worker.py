@@ -8,7 +8,8 @@ the group's lag), each request's offset committed only after its ParseCompleted 
 
 Per order the gateway remembers what it did (`gateway:parse:{<order>}`, a hash):
 - `claimed`: a model call was started (the claim is taken before the call, atomically);
-- `answered`: the answer, stored before ParseCompleted is published.
+- `answered`: the answer, stored before ParseCompleted is published (if one stands already, the "lost"
+  answer of a replica that took this one for gone, that one is published again instead).
 A claim names the replica that took it; each replica keeps a liveness key (`gateway:replica:{<id>}`,
 refreshed every second, gone YIJU_GATEWAY_REPLICA_TTL_MS after its last refresh, deleted on a clean stop).
 A redelivered request (a crash, a rebalance, a re-drive) finds the claim:
@@ -82,6 +83,16 @@ redis.call('HSET', KEYS[1], 'state', 'claimed', 'claimed_at_ms', ARGV[1], 'repli
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {'new', '', tostring(calls), ARGV[3], ARGV[1]}
 """
+# The answer is stored unless one stands already (a replica that took this one for gone stored "lost"
+# first, and planning may have acted on it): then the standing one is returned, to be published again.
+_ANSWER_LUA = """
+local found = redis.call('HMGET', KEYS[1], 'state', 'answer')
+if found[1] == 'answered' and found[2] then
+  return found[2]
+end
+redis.call('HSET', KEYS[1], 'state', 'answered', 'answer', ARGV[1])
+return ''
+"""
 # The claim of a replica that is gone becomes the stored "lost" answer, unless it changed meanwhile (the
 # replica answered after all, or gave the claim back): then what stands is returned instead.
 _MARK_LOST_LUA = """
@@ -152,6 +163,7 @@ class ParseClaims:
         self.replica_ttl_ms = replica_ttl_ms
         self._claim = redis.register_script(_CLAIM_LUA)
         self._mark_lost = redis.register_script(_MARK_LOST_LUA)
+        self._answer = redis.register_script(_ANSWER_LUA)
 
     async def claim(self, order_id: str) -> Claim:
         """Takes the claim for this replica if there is none; else reports the one that stands."""
@@ -166,10 +178,11 @@ class ParseClaims:
             int(claimed_at),
         )
 
-    async def answer(self, order_id: str, completed: ev.ParseCompleted) -> None:
-        await self.redis.hset(
-            claim_key(order_id), mapping={"state": "answered", "answer": _encode(completed)}
-        )
+    async def answer(self, order_id: str, completed: ev.ParseCompleted) -> ev.ParseCompleted:
+        """Stores the answer; returns what stands: this one, or one stored before it (the "lost" answer
+        of a replica that took this one for gone), which is then the one to publish."""
+        standing = await self._answer(keys=[claim_key(order_id)], args=[_encode(completed)])
+        return _decode(standing) or completed
 
     async def give_back(self, order_id: str) -> None:
         """The call raised before any answer: the next delivery may call."""
@@ -312,9 +325,9 @@ class ParseWorker:
             model_calls=calls,
             answered_at_ms=int(time.time() * 1000),
         )
-        await self.claims.answer(order_id, completed)
+        standing = await self.claims.answer(order_id, completed)
         PARSE_REQUESTS.labels("called").inc()
-        ctx.emit(completed, order_id)
+        ctx.emit(standing, order_id)
 
     async def _answer_lost(self, event: ev.ParseRequested, claim: Claim, ctx: EventContext) -> bool:
         """The claimant is gone: answers that the call was lost (stored, so a redelivery replays it).

@@ -15,6 +15,7 @@ from yiju.common.catalog import Catalog
 from yiju.common.consumer import EventContext
 from yiju.gen.events.v1 import order_events_pb2 as ev
 from yiju.model_gateway.kafka_worker import Heartbeat, ParseClaims, ParseWorker, replica_key
+from yiju.model_gateway.tools import ParseRequest, ParseResult
 
 POLL_S = 0.02
 
@@ -159,3 +160,28 @@ async def test_the_deadline_before_a_lost_answer_stands(redis: Redis, catalog: C
     lost = ev.ParseCompleted(order_id="l-9", user_id=USER, model_calls=1, lost_reason="replica r gone")
     await world.planner.on_parse_completed(lost, ctx)
     assert [m for m, _ in ctx.emitted] == [timed_out]
+
+
+async def test_a_claimant_answering_after_the_lost_mark_publishes_what_stands(redis: Redis) -> None:
+    # The claimant looked gone (its key lapsed in a long stall) and another replica stored "lost" while
+    # its call still ran; the call then answers: the stored answer stays the lost one, and that is what
+    # the claimant publishes again (the same event as the first), so the record matches what planning saw.
+    called, release = asyncio.Event(), asyncio.Event()
+
+    class StalledModel(CountingModel):
+        async def parse(self, request: ParseRequest) -> ParseResult:
+            called.set()
+            await release.wait()
+            return await super().parse(request)
+
+    model = StalledModel()
+    claimant, claims = worker(redis, model)
+    ctx = World.ctx("l-10")
+    running = asyncio.create_task(claimant.on_parse_requested(parse_requested("l-10", "one latte"), ctx))
+    await asyncio.wait_for(called.wait(), 5)  # claimed, and the model is being called
+    lost = ev.ParseCompleted(order_id="l-10", user_id=USER, model_calls=1, lost_reason="looked gone")
+    assert await ParseClaims(redis, 3600).mark_lost("l-10", claims.replica, lost)
+    release.set()
+    await asyncio.wait_for(running, 5)
+    assert [m for m, _ in ctx.emitted] == [lost] and model.calls == {"one latte": 1}
+    assert (await claims.claim("l-10")).stored == lost
