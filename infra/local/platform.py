@@ -74,7 +74,7 @@ HEALTH_PORT_FIELD: dict[str, str] = {
 }
 
 # Services whose work comes from Kafka consumer groups, so that more processes share it (replicas).
-REPLICABLE: tuple[str, ...] = ("intent", "planning", "payment", "fulfilment")
+REPLICABLE: tuple[str, ...] = ("intent", "planning", "payment", "fulfilment", "model_gateway")
 # The port variables a replica gets its own free value for (besides YIJU_METRICS_PORT); the first
 # is where its gRPC health answers.
 REPLICA_PORT_ENV: dict[str, tuple[str, ...]] = {
@@ -82,6 +82,8 @@ REPLICA_PORT_ENV: dict[str, tuple[str, ...]] = {
     "planning": ("YIJU_PLANNING_PORT",),
     "payment": ("YIJU_PAYMENT_PORT",),
     "fulfilment": ("YIJU_FULFILMENT_PORT",),
+    # The gateway's replicas share its Kafka work (ParseRequested); gRPC callers reach the first one.
+    "model_gateway": ("YIJU_GATEWAY_PORT",),
 }
 
 
@@ -376,16 +378,18 @@ class LocalPlatform:
     def metrics_targets(self) -> str:
         """Every process's metrics address, ``name=host:port`` repeated per replica (the ops summary
         reads them all: ``YIJU_METRICS_TARGETS``)."""
-        items = []
-        for service in SERVICES:
-            for name in self.instances(service):
-                port = (
-                    self.ports.metrics(service)
-                    if name == service
-                    else self._ports_of_replica(name)["YIJU_METRICS_PORT"]
-                )
-                items.append(f"{service}={HOST}:{port}")
-        return ",".join(items)
+        return ",".join(
+            f"{service}={HOST}:{self.metrics_port(name)}"
+            for service in SERVICES
+            for name in self.instances(service)
+        )
+
+    def metrics_port(self, name: str) -> int:
+        """The metrics port of process `name` (a service or one of its replicas, "NAME#k")."""
+        service = service_of(name)
+        if name == service:
+            return self.ports.metrics(service)
+        return self._ports_of_replica(name)["YIJU_METRICS_PORT"]
 
     def instances(self, service: str) -> list[str]:
         """The process names of `service`: itself, then its replicas ("intent", "intent#2", ...)."""

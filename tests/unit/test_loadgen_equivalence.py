@@ -84,7 +84,13 @@ def test_replicas_get_their_own_ports_and_share_the_rest(tmp_path: Path) -> None
     assert platform.health_port("payment#3") == int(platform.service_env("payment#3")["YIJU_PAYMENT_PORT"])
     assert platform.health_port("payment") == platform.ports.payment
     assert platform.service_env("payment#2") == platform.service_env("payment#2")  # ports are kept
-    with pytest.raises(ValueError, match="model_gateway"):
-        LocalPlatform(tmp_path, replicas={"model_gateway": 2})
+    gateways = LocalPlatform(tmp_path, replicas={"model_gateway": 2})  # share the model requests
+    second_gateway = gateways.service_env("model_gateway#2")
+    assert int(second_gateway["YIJU_GATEWAY_PORT"]) == gateways.health_port("model_gateway#2")
+    assert gateways.health_port("model_gateway#2") != gateways.ports.gateway
+    assert gateways.metrics_port("model_gateway#2") == int(second_gateway["YIJU_METRICS_PORT"])
+    assert gateways.metrics_port("model_gateway") == gateways.ports.metrics("model_gateway")
+    with pytest.raises(ValueError, match="redis"):
+        LocalPlatform(tmp_path, replicas={"redis": 2})
     with pytest.raises(ValueError, match="at least 1"):
         LocalPlatform(tmp_path, replicas={"intent": 0})
