@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -80,6 +79,7 @@ from yiju_infra.bench.run_info import config_summary, machine_summary
 from yiju_infra.bench.samplers import SAMPLERS, sampler_env
 from yiju_infra.local.model_sim import ModelSimProcess
 from yiju_infra.local.platform import LocalPlatform
+from yiju_infra.local.processes import free_port
 
 HEADLINE = (
     "sentences_per_s",
@@ -166,12 +166,6 @@ class SimRun:
             *("--seed", str(self.seed), "--search-rate", f"{self.search_rate:g}"),
             *("--slow-rate", f"{self.slow_rate:g}", "--slow-ms", f"{self.slow_ms:g}"),
         )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SimServer:

@@ -13,7 +13,14 @@ import pytest
 
 from tests.conftest import platform_on
 from tests.integration.conftest import owner_api, redis_of, started
-from tests.integration.test_model_path_flow import SlowModel, statuses, submit, wait_status
+from tests.integration.test_model_path_flow import (
+    SlowModel,
+    model_path_env,
+    serve_slow_model,
+    statuses,
+    submit,
+    wait_status,
+)
 from yiju.common.orders import TERMINAL
 from yiju.model_gateway.kafka_worker import claim_key
 from yiju_infra.local.broker import BrokerServer
@@ -24,12 +31,7 @@ pytestmark = pytest.mark.integration
 DEADLINE_S = 120  # far beyond what the lost-call answer needs: ending before it proves that path
 
 
-@pytest.fixture(scope="module")
-async def model() -> AsyncIterator[SlowModel]:
-    server = SlowModel()
-    await server.start()
-    yield server
-    await server.stop()
+model = pytest.fixture(scope="module", name="model")(serve_slow_model)  # one for this module
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +42,7 @@ async def platform(
         shared_kafka,
         tmp_path_factory.mktemp("gateway-replicas"),
         replicas={"model_gateway": 2},
-        extra_env={
-            "YIJU_PLANNING_MODEL_PATH": "kafka",
-            "YIJU_PLANNING_MODEL_DEADLINE_S": str(DEADLINE_S),
-            "YIJU_PLANNING_MODEL_DEADLINE_FALLBACK": "rules",
-            "YIJU_GATEWAY_BACKENDS": "openai",
-            "YIJU_OPENAI_BASE_URL": model.url,
-            "YIJU_GATEWAY_TIMEOUT_S": "900",
-            "YIJU_GATEWAY_CACHE_TTL_S": "0",
-        },
+        extra_env=model_path_env(model, DEADLINE_S),
     )
     async with started(plat):
         yield plat

@@ -60,12 +60,29 @@ class SlowModel(FakeOpenAI):
         return tool_calls_reply([("order_item", {"product_query": "latte", "quantity": 1})])
 
 
-@pytest.fixture(scope="module")
-async def model() -> AsyncIterator[SlowModel]:
+def model_path_env(model: SlowModel, deadline_s: int) -> dict[str, str]:
+    """The Kafka model path against the slow model, with the rules backend at the deadline."""
+    return {
+        "YIJU_PLANNING_MODEL_PATH": "kafka",
+        "YIJU_PLANNING_MODEL_DEADLINE_S": str(deadline_s),
+        "YIJU_PLANNING_MODEL_DEADLINE_FALLBACK": "rules",
+        "YIJU_GATEWAY_BACKENDS": "openai",
+        "YIJU_OPENAI_BASE_URL": model.url,
+        "YIJU_GATEWAY_TIMEOUT_S": "900",
+        "YIJU_GATEWAY_CACHE_TTL_S": "0",
+        "YIJU_GATEWAY_INVALID_RETRIES": "1",
+    }
+
+
+async def serve_slow_model() -> AsyncIterator[SlowModel]:
+    """The slow model on a port of its own, served for one module's tests (its `model` fixture)."""
     server = SlowModel()
     await server.start()
     yield server
     await server.stop()
+
+
+model = pytest.fixture(scope="module", name="model")(serve_slow_model)
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +90,7 @@ async def platform(
     tmp_path_factory: pytest.TempPathFactory, shared_kafka: BrokerServer, model: SlowModel
 ) -> AsyncIterator[LocalPlatform]:
     plat = platform_on(
-        shared_kafka,
-        tmp_path_factory.mktemp("model-path"),
-        extra_env={
-            "YIJU_PLANNING_MODEL_PATH": "kafka",
-            "YIJU_PLANNING_MODEL_DEADLINE_S": str(DEADLINE_S),
-            "YIJU_PLANNING_MODEL_DEADLINE_FALLBACK": "rules",
-            "YIJU_GATEWAY_BACKENDS": "openai",
-            "YIJU_OPENAI_BASE_URL": model.url,
-            "YIJU_GATEWAY_TIMEOUT_S": "900",
-            "YIJU_GATEWAY_CACHE_TTL_S": "0",
-            "YIJU_GATEWAY_INVALID_RETRIES": "1",
-        },
+        shared_kafka, tmp_path_factory.mktemp("model-path"), extra_env=model_path_env(model, DEADLINE_S)
     )
     async with started(plat):
         yield plat
