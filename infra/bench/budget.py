@@ -59,7 +59,7 @@ from yiju_infra.bench.budget_counts import (
     tally_spans,
 )
 from yiju_infra.bench.console import bench_console
-from yiju_infra.bench.model_bench import ModelBenchConfig, SimRun, SimServer, platform_env
+from yiju_infra.bench.model_bench import ModelBenchConfig, SimServer, platform_env
 from yiju_infra.bench.platform_load import load_config_for
 from yiju_infra.bench.profile_split import shares, split_profile
 from yiju_infra.bench.run_info import machine_summary
@@ -234,14 +234,21 @@ class Budget:
         self.args = args
         self.console = console
         env = {"YIJU_SYNTHETIC_USERS": str(args.users), "YIJU_GATEWAY_BACKENDS": "rules"}
+        self.sim: SimServer | None = None
+        self.model: ModelBenchConfig | None = None
+        if args.model_sim:
+            self.sim = SimServer()
+            self.model = ModelBenchConfig(
+                p50_ms=args.model_p50_ms,
+                p99_ms=args.model_p99_ms,
+                slots=args.model_slots,
+                users=args.users,
+                sampler="full",
+            )
+            env = platform_env(self.model, self.sim.url)
         for item in args.env:
             key, _, value = item.partition("=")
             env[key.strip()] = value
-        self.sim: SimServer | None = None
-        if args.model_sim:
-            self.sim = SimServer()
-            model = ModelBenchConfig(users=args.users, slots=args.model_slots, sampler="full")
-            env = {**platform_env(model, self.sim.url), **env, "YIJU_GATEWAY_BACKENDS": "openai,rules"}
         self.platform = LocalPlatform.on_free_ports(
             Path(tempfile.mkdtemp(prefix="yiju-budget-")), extra_env=env
         )
@@ -253,10 +260,8 @@ class Budget:
         args, plat = self.args, self.platform
         redis = Redis.from_url(plat.redis_url, decode_responses=True)
         try:
-            if self.sim is not None:
-                await self.sim.start(
-                    SimRun(args.model_p50_ms, args.model_p99_ms, args.model_slots, seed=7, search_rate=1.0)
-                )
+            if self.sim is not None and self.model is not None:
+                await self.sim.start(self.model.sim_run())
             await plat.start_infra()
             await plat.start_services()
             await plat.wait_ready(timeout=180)

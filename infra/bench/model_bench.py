@@ -138,6 +138,11 @@ class ModelBenchConfig:
     def turns(self) -> float:
         return 1.0 + self.search_rate
 
+    def sim_run(self, **overrides: Any) -> SimRun:
+        """The simulated model's settings for a run: this configuration's, with `overrides`."""
+        base = SimRun(self.p50_ms, self.p99_ms, self.slots, self.seed, self.search_rate)
+        return SimRun(**{**base.__dict__, **overrides})
+
     @property
     def gateway_window(self) -> int:
         return self.max_inflight if self.max_inflight > 0 else self.slots + self.slots // 4
@@ -266,9 +271,7 @@ class ModelBench:
         self.console.print(text, highlight=False)
 
     def sim_run(self, **overrides: Any) -> SimRun:
-        cfg = self.config
-        base = SimRun(cfg.p50_ms, cfg.p99_ms, cfg.slots, cfg.seed, cfg.search_rate)
-        return SimRun(**{**base.__dict__, **overrides})
+        return self.config.sim_run(**overrides)
 
     @property
     def pids(self) -> dict[str, int]:

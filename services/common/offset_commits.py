@@ -85,9 +85,8 @@ class OffsetCommitter:
             self._last = self._clock()
             try:
                 await kafka_client.commit_offsets(self._consumer, offsets)
-            except (
-                asyncio.CancelledError
-            ):  # close() cancelled a delayed flush mid-commit: its own flush sends them
+            except asyncio.CancelledError:
+                # close() cancelled a delayed flush mid-commit: its own flush sends them
                 self._restore(offsets, retry=True)
                 raise
             except Exception as exc:

@@ -93,15 +93,15 @@ end
 redis.call('HSET', KEYS[1], 'state', 'answered', 'answer', ARGV[1])
 return ''
 """
-# The claim of a replica that is gone becomes the stored "lost" answer, unless it changed meanwhile (the
-# replica answered after all, or gave the claim back): then what stands is returned instead.
+# The claim of a replica that is gone becomes the stored "lost" answer (1), unless it changed meanwhile:
+# the replica answered after all, or gave the claim back (0).
 _MARK_LOST_LUA = """
-local found = redis.call('HMGET', KEYS[1], 'state', 'replica', 'answer')
+local found = redis.call('HMGET', KEYS[1], 'state', 'replica')
 if found[1] ~= 'claimed' or found[2] ~= ARGV[1] then
-  return {found[1] or '', found[3] or ''}
+  return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'answered', 'answer', ARGV[2], 'lost_replica', ARGV[1])
-return {'lost', ''}
+return 1
 """
 
 
@@ -205,8 +205,7 @@ class ParseClaims:
     async def mark_lost(self, order_id: str, replica: str, lost: ev.ParseCompleted) -> bool:
         """True when `replica`'s claim became the stored `lost` answer; False when the claim changed
         meanwhile (answered after all, or given back)."""
-        state, _ = await self._mark_lost(keys=[claim_key(order_id)], args=[replica, _encode(lost)])
-        return bool(state == "lost")
+        return bool(await self._mark_lost(keys=[claim_key(order_id)], args=[replica, _encode(lost)]))
 
 
 def _encode(completed: ev.ParseCompleted) -> str:
